@@ -1,0 +1,244 @@
+"""YAML pipelines: Python defaults < YAML file < `--set id.param=value` < first-class CLI flags.
+
+A pipeline file lists stages (or jobs of stages). Each stage entry names the stage and gives its
+constructor arguments as keys, so a YAML key is exactly a constructor argument:
+
+    output_format: parquet
+    stages:
+      - stage: language          # a registered name, or "package.module:Class"
+        id: lang                 # optional; used by --set lang.threshold=0.8
+        languages: [en, fr]
+        threshold: 0.65
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import inspect
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from corpus.errors import CorpusError
+from corpus.stage import BARRIER, Barrier, Stage
+
+# Registered stage names -> import paths. Imported lazily so `corpus` never pulls in fastText or torch.
+STAGES: dict[str, str] = {
+    "normalize": "curate.normalize:NormalizeText",
+    "language": "curate.language:LanguageFilter",
+    "gopher_quality": "curate.quality:GopherQualityFilter",
+    "exact_dedup": "curate.dedup:ExactDedup",
+    "extract_html": "crawl.extract:ExtractStage",
+}
+
+TOP_LEVEL_KEYS = {"name", "description", "output_format", "max_docs_per_shard", "stages", "jobs"}
+DEFAULTS: dict[str, Any] = {"output_format": "parquet", "max_docs_per_shard": 100_000}
+LINE = "__line__"
+
+
+class _LineLoader(yaml.SafeLoader):
+    """Records the line of every mapping so errors can point into the YAML file."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        mapping = super().construct_mapping(node, deep=deep)
+        mapping[LINE] = node.start_mark.line + 1
+        return mapping
+
+
+def _strip_lines(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _strip_lines(v) for k, v in value.items() if k != LINE}
+    if isinstance(value, list):
+        return [_strip_lines(v) for v in value]
+    return value
+
+
+def presets_dir() -> Path:
+    return Path(str(resources.files("curate") / "presets"))
+
+
+def list_presets() -> list[str]:
+    return sorted(p.stem for p in presets_dir().glob("*.yaml"))
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as err:
+        raise CorpusError(f"{path}: config file does not exist") from err
+    try:
+        data = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - SafeLoader subclass
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise CorpusError(f"{where}: invalid YAML ({getattr(err, 'problem', err)})") from err
+    if not isinstance(data, dict):
+        raise CorpusError(f"{path}: expected a mapping with 'stages' or 'jobs' at the top level")
+    data["__source__"] = str(path)
+    return data
+
+
+def load_config(
+    path: str | Path | None = None, preset: str | None = None, overrides: list[str] | None = None
+) -> dict[str, Any]:
+    """The resolved pipeline config (plain data), validated; defaults to the `default` preset."""
+    if path and preset:
+        raise CorpusError("give either --config or --preset, not both")
+    if path is None:
+        name = preset or "default"
+        if name not in list_presets():
+            raise CorpusError(f"unknown preset {name!r}; available: {', '.join(list_presets())}")
+        path = presets_dir() / f"{name}.yaml"
+    raw = read_yaml(path)
+    config = normalise(raw)
+    for override in overrides or []:
+        apply_override(config, override)
+    validate(config)
+    return _strip_lines(config)
+
+
+def normalise(raw: dict[str, Any]) -> dict[str, Any]:
+    """Turn either file form (flat `stages` or `jobs`) into {..., jobs: [{name, stages: [...]}]}."""
+    source = raw.pop("__source__", "<config>")
+    line = raw.get(LINE, 1)
+    unknown = set(raw) - TOP_LEVEL_KEYS - {LINE}
+    if unknown:
+        raise CorpusError(
+            f"{source}:{line}: unknown top-level key(s) {', '.join(sorted(unknown))}; "
+            f"valid: {', '.join(sorted(TOP_LEVEL_KEYS))}"
+        )
+    if ("stages" in raw) == ("jobs" in raw):
+        raise CorpusError(f"{source}:{line}: give exactly one of 'stages' or 'jobs'")
+    config = {**DEFAULTS, **{k: v for k, v in raw.items() if k not in ("stages", "jobs")}}
+    jobs = raw.get("jobs") or [{"name": "main", "stages": raw["stages"]}]
+    if not isinstance(jobs, list) or not jobs:
+        raise CorpusError(f"{source}:{line}: 'jobs' must be a non-empty list")
+    seen: set[str] = set()
+    config["jobs"] = []
+    for index, job in enumerate(jobs):
+        if not isinstance(job, dict) or not isinstance(job.get("stages"), list):
+            raise CorpusError(f"{source}:{_line(job, line)}: each job needs a 'stages' list")
+        stages = []
+        for entry in job["stages"]:
+            if isinstance(entry, str):
+                entry = {"stage": entry}
+            if not isinstance(entry, dict) or "stage" not in entry:
+                raise CorpusError(f"{source}:{_line(entry, line)}: each stage needs a 'stage' key")
+            entry = dict(entry)
+            entry["__source__"] = f"{source}:{_line(entry, line)}"
+            stage_id = str(entry.get("id") or entry["stage"])
+            base, n = stage_id, 2
+            while stage_id in seen:
+                stage_id, n = f"{base}_{n}", n + 1
+            seen.add(stage_id)
+            entry["id"] = stage_id
+            stages.append(entry)
+        config["jobs"].append({"name": str(job.get("name") or f"job{index}"), "stages": stages})
+    return config
+
+
+def _line(node: Any, default: int) -> int:
+    return node.get(LINE, default) if isinstance(node, dict) else default
+
+
+def apply_override(config: dict[str, Any], override: str) -> None:
+    """Apply `key=value` or `stage_id.param=value`; the value is parsed as YAML (numbers, lists...)."""
+    key, sep, text = override.partition("=")
+    if not sep or not key.strip():
+        raise CorpusError(f"--set {override!r}: expected KEY=VALUE, e.g. lang.threshold=0.8")
+    key = key.strip()
+    try:
+        value = yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError as err:
+        raise CorpusError(f"--set {override!r}: value is not valid YAML ({err})") from err
+    if "." not in key:
+        if key not in TOP_LEVEL_KEYS - {"stages", "jobs"}:
+            raise CorpusError(f"--set {key}: unknown setting; use STAGE_ID.PARAM=VALUE for stage parameters")
+        config[key] = value
+        return
+    stage_id, param = key.split(".", 1)
+    for job in config["jobs"]:
+        for entry in job["stages"]:
+            if entry["id"] == stage_id:
+                if param in ("stage", "id"):
+                    raise CorpusError(f"--set {key}: cannot change a stage's {param}")
+                entry[param] = value
+                entry["__source__"] = f"--set {override}"
+                return
+    ids = [e["id"] for j in config["jobs"] for e in j["stages"]]
+    raise CorpusError(f"--set {key}: no stage with id {stage_id!r}; stage ids: {', '.join(ids)}")
+
+
+def resolve_stage_class(name: str, where: str = "") -> type:
+    target = STAGES.get(name, name)
+    if ":" not in target:
+        raise CorpusError(
+            f"{where}: unknown stage {name!r}; registered stages: {', '.join(sorted(STAGES))} "
+            "(or give 'package.module:Class')"
+        )
+    module_name, _, attr = target.partition(":")
+    try:
+        return getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as err:
+        raise CorpusError(f"{where}: cannot import stage {target!r} ({err})") from err
+
+
+def stage_params(entry: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in entry.items() if k not in ("stage", "id", "__source__", LINE)}
+
+
+def validate(config: dict[str, Any]) -> None:
+    if config.get("output_format") not in ("parquet", "jsonl", "jsonl.gz"):
+        raise CorpusError(f"output_format {config.get('output_format')!r}: choose parquet, jsonl or jsonl.gz")
+    for job in config["jobs"]:
+        for entry in job["stages"]:
+            where = entry.get("__source__", "<config>")
+            cls = resolve_stage_class(entry["stage"], where)
+            signature = inspect.signature(cls.__init__)
+            valid = [p for p in signature.parameters if p != "self"]
+            accepts_any = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
+            for param in stage_params(entry):
+                if param not in valid and not accepts_any:
+                    raise CorpusError(
+                        f"{where}: stage {entry['id']!r} ({cls.__name__}) has no parameter {param!r}; "
+                        f"valid parameters: {', '.join(valid) or '(none)'}"
+                    )
+
+
+@dataclass
+class Job:
+    name: str
+    stages: list[Stage] = field(default_factory=list)
+
+
+def build_jobs(config: dict[str, Any]) -> list[Job]:
+    """Instantiate stages; a stage that expands around a barrier splits its job in two."""
+    jobs: list[Job] = []
+    for job_cfg in config["jobs"]:
+        current = Job(job_cfg["name"])
+        part = 1
+        for entry in job_cfg["stages"]:
+            where = entry.get("__source__", "<config>")
+            cls = resolve_stage_class(entry["stage"], where)
+            try:
+                stage = cls(**copy.deepcopy(stage_params(entry)))
+            except (TypeError, ValueError) as err:
+                raise CorpusError(f"{where}: stage {entry['id']!r} ({cls.__name__}): {err}") from err
+            stage.id = entry["id"]
+            for piece in stage.expand():
+                if isinstance(piece, Barrier):
+                    jobs.append(current)
+                    part += 1
+                    current = Job(f"{job_cfg['name']}.{stage.id}" if part == 2 else f"{job_cfg['name']}.{stage.id}{part}")
+                else:
+                    current.stages.append(piece)
+        jobs.append(current)
+    return [job for job in jobs if job.stages]
+
+
+__all__ = ["BARRIER", "Job", "build_jobs", "load_config", "list_presets"]

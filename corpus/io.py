@@ -1,0 +1,340 @@
+"""Shard readers and writers (Parquet, JSONL, JSONL.gz), atomic writes and per-folder manifests.
+
+Shards hold one document per row: `id`, `text`, `metadata` (a JSON object in JSONL; a JSON string
+in Parquet, so shards whose metadata keys differ still share one schema and load together with
+`datasets.load_dataset`). Extra top-level fields (`url`, ...) in input records go into metadata.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import os
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from corpus.document import Document
+from corpus.errors import CorpusError
+
+FORMATS = {"parquet": ".parquet", "jsonl": ".jsonl", "jsonl.gz": ".jsonl.gz"}
+SHARD_SUFFIXES = (".parquet", ".jsonl", ".jsonl.gz")
+MANIFEST = "manifest.json"
+
+
+@dataclass(slots=True)
+class Malformed:
+    """A record (or a whole file) that could not be read; kept so nothing is silently lost."""
+
+    path: str
+    line: int | None
+    error: str
+    raw: str = ""
+
+    def where(self) -> str:
+        return f"{self.path}:{self.line}" if self.line else self.path
+
+
+@dataclass(slots=True)
+class ShardInfo:
+    name: str
+    documents: int
+    sha256: str
+    bytes: int
+
+
+def is_shard(path: Path) -> bool:
+    return path.is_file() and path.name.endswith(SHARD_SUFFIXES) and not path.name.startswith(".")
+
+
+def list_shards(folder: str | os.PathLike) -> list[Path]:
+    """Shards directly in `folder`, sorted; a run folder (with `data/`) is read through its `data/`."""
+    root = Path(folder)
+    if not root.exists():
+        raise CorpusError(f"{root}: input folder does not exist")
+    if root.is_file():
+        if is_shard(root):
+            return [root]
+        raise CorpusError(f"{root}: not a shard (expected {', '.join(SHARD_SUFFIXES)})")
+    shards = sorted(p for p in root.iterdir() if is_shard(p))
+    if not shards and (root / "data").is_dir():
+        shards = sorted(p for p in (root / "data").iterdir() if is_shard(p))
+    if not shards:
+        raise CorpusError(f"{root}: no shards found (expected files ending in {', '.join(SHARD_SUFFIXES)})")
+    return shards
+
+
+def _raise_malformed(bad: Malformed) -> None:
+    raise CorpusError(f"{bad.where()}: {bad.error}")
+
+
+def read_shard(
+    path: str | os.PathLike, on_malformed: Callable[[Malformed], None] | None = None
+) -> Iterator[Document]:
+    """Stream documents from one shard. Bad records go to `on_malformed` (default: raise CorpusError)."""
+    path = Path(path)
+    report = on_malformed or _raise_malformed
+    if path.name.endswith(".parquet"):
+        yield from _read_parquet(path, report)
+    else:
+        yield from _read_jsonl(path, report)
+
+
+def _read_jsonl(path: Path, report: Callable[[Malformed], None]) -> Iterator[Document]:
+    opener = gzip.open if path.name.endswith(".gz") else open
+    line_no = 0
+    try:
+        with opener(path, "rb") as handle:
+            for line_no, raw in enumerate(handle, start=1):
+                if not raw.strip():
+                    continue
+                try:
+                    record = json.loads(raw.decode("utf-8"))
+                    if not isinstance(record, dict):
+                        raise ValueError(f"expected a JSON object, got {type(record).__name__}")
+                    yield Document.from_record(record)
+                except UnicodeDecodeError as err:
+                    report(Malformed(str(path), line_no, f"invalid UTF-8 ({err.reason})", _preview(raw)))
+                except ValueError as err:  # JSONDecodeError is a ValueError
+                    report(Malformed(str(path), line_no, f"malformed record: {err}", _preview(raw)))
+    except (OSError, EOFError, zlib.error) as err:
+        report(Malformed(str(path), line_no + 1, f"unreadable after line {line_no}: {err}"))
+
+
+def _preview(raw: bytes) -> str:
+    return raw[:2000].decode("utf-8", "replace")
+
+
+def _read_parquet(path: Path, report: Callable[[Malformed], None]) -> Iterator[Document]:
+    import pyarrow.parquet as pq
+
+    try:
+        handle = pq.ParquetFile(path)
+    except Exception as err:  # pyarrow raises several types for a corrupt footer
+        report(Malformed(str(path), None, f"unreadable Parquet file: {err}"))
+        return
+    row = 0
+    try:
+        for batch in handle.iter_batches(batch_size=1024):
+            for record in batch.to_pylist():
+                row += 1
+                meta = record.get("metadata")
+                if isinstance(meta, str):
+                    try:
+                        record["metadata"] = json.loads(meta) if meta else {}
+                    except ValueError as err:
+                        report(Malformed(str(path), row, f"metadata is not JSON: {err}", str(record)[:2000]))
+                        continue
+                try:
+                    yield Document.from_record(record)
+                except ValueError as err:
+                    report(Malformed(str(path), row, f"malformed record: {err}", str(record)[:2000]))
+    except OSError as err:
+        report(Malformed(str(path), row + 1, f"unreadable Parquet data after row {row}: {err}"))
+
+
+def read_documents(
+    folder: str | os.PathLike, on_malformed: Callable[[Malformed], None] | None = None
+) -> Iterator[Document]:
+    for shard in list_shards(folder):
+        yield from read_shard(shard, on_malformed)
+
+
+# --- writing -----------------------------------------------------------------------------------
+
+
+def _encode_jsonl(record: dict[str, Any]) -> bytes:
+    return (json.dumps(record, ensure_ascii=False, default=str) + "\n").encode("utf-8", "surrogatepass")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write to a temp file beside `path`, fsync, then rename: readers see the old file or the new one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n").encode())
+
+
+class ShardWriter:
+    """Writes rows into shards named `{prefix}-{i:03d}{suffix}` under `folder`, rolling every `max_docs`.
+
+    Every shard is written to a hidden temp file and only renamed into place by `close()`, so a run
+    killed part-way leaves no partial shard visible; `abort()` (or an exception in a `with` block)
+    removes the temp files.
+    """
+
+    def __init__(
+        self, folder: str | os.PathLike, prefix: str, fmt: str = "parquet", max_docs: int | None = 100_000
+    ) -> None:
+        if fmt not in FORMATS:
+            raise CorpusError(f"unknown shard format {fmt!r}; choose one of {', '.join(FORMATS)}")
+        self.folder = Path(folder)
+        self.prefix = prefix
+        self.fmt = fmt
+        self.max_docs = max_docs
+        self._rows: list[dict[str, Any]] = []
+        self._jsonl: io.BufferedWriter | gzip.GzipFile | None = None
+        self._raw: io.BufferedWriter | None = None
+        self._count = 0
+        self._pending: list[tuple[Path, Path, int]] = []  # (temp, final, documents)
+
+    def _paths(self) -> tuple[Path, Path]:
+        name = f"{self.prefix}-{len(self._pending):03d}{FORMATS[self.fmt]}"
+        return self.folder / f".{name}.tmp-{os.getpid()}", self.folder / name
+
+    def write(self, doc: Document, **extra: Any) -> None:
+        record = doc.to_record()
+        record.update(extra)
+        if self.fmt == "parquet":
+            record["metadata"] = json.dumps(record["metadata"], ensure_ascii=False, default=str)
+            self._rows.append(record)
+        else:
+            if self._jsonl is None:
+                self._open_jsonl()
+            self._jsonl.write(_encode_jsonl(record))
+        self._count += 1
+        if self.max_docs and self._count >= self.max_docs:
+            self._finish_file()
+
+    def _open_jsonl(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tmp, _ = self._paths()
+        self._raw = open(tmp, "wb")
+        # mtime=0 keeps gzip output byte-identical across runs.
+        self._jsonl = gzip.GzipFile(fileobj=self._raw, mode="wb", mtime=0) if self.fmt == "jsonl.gz" else self._raw
+
+    def _finish_file(self) -> None:
+        if self._count == 0:
+            return
+        tmp, final = self._paths()
+        if self.fmt == "parquet":
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            self.folder.mkdir(parents=True, exist_ok=True)
+            pq.write_table(pa.Table.from_pylist(self._rows), tmp, compression="zstd")
+            self._rows = []
+        else:
+            assert self._jsonl is not None and self._raw is not None
+            if self._jsonl is not self._raw:
+                self._jsonl.close()
+            self._raw.flush()
+            os.fsync(self._raw.fileno())
+            self._raw.close()
+            self._jsonl = self._raw = None
+        self._pending.append((tmp, final, self._count))
+        self._count = 0
+
+    def close(self) -> list[ShardInfo]:
+        """Finish and publish every shard; returns what was written (for the manifest)."""
+        self._finish_file()
+        infos = []
+        for tmp, final, count in self._pending:
+            os.replace(tmp, final)
+            infos.append(ShardInfo(final.name, count, _sha256(final), final.stat().st_size))
+        self._pending = []
+        return infos
+
+    def abort(self) -> None:
+        if self._raw is not None:
+            self._raw.close()
+            self._jsonl = self._raw = None
+        tmp, _ = self._paths()
+        for path in [p for p, _, _ in self._pending] + [tmp]:
+            path.unlink(missing_ok=True)
+        self._pending, self._rows, self._count = [], [], 0
+
+    def __enter__(self) -> ShardWriter:
+        return self
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def write_shard(path: str | os.PathLike, docs: Iterable[Document]) -> ShardInfo:
+    """Write one shard at exactly `path` (format from its suffix), atomically."""
+    path = Path(path)
+    fmt = next((f for f in ("jsonl.gz", "parquet", "jsonl") if path.name.endswith(FORMATS[f])), None)
+    if fmt is None:
+        raise CorpusError(f"{path}: unknown shard suffix (expected {', '.join(SHARD_SUFFIXES)})")
+    writer = ShardWriter(path.parent, f".{path.name}", fmt, max_docs=None)
+    try:
+        for doc in docs:
+            writer.write(doc)
+        infos = writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    if not infos:
+        raise CorpusError(f"{path}: refusing to write an empty shard")
+    os.replace(path.parent / infos[0].name, path)
+    return ShardInfo(path.name, infos[0].documents, infos[0].sha256, infos[0].bytes)
+
+
+# --- manifests ---------------------------------------------------------------------------------
+
+
+def write_manifest(folder: str | os.PathLike, shards: Iterable[ShardInfo], **extra: Any) -> dict[str, Any]:
+    """Record every shard's name, document count and checksum, so consumers can verify a folder."""
+    infos = sorted(shards, key=lambda s: s.name)
+    manifest = {
+        "shards": [asdict(s) for s in infos],
+        "documents": sum(s.documents for s in infos),
+        **extra,
+    }
+    atomic_write_json(Path(folder) / MANIFEST, manifest)
+    return manifest
+
+
+def read_manifest(folder: str | os.PathLike) -> dict[str, Any]:
+    path = Path(folder) / MANIFEST
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError as err:
+        raise CorpusError(f"{path}: no manifest") from err
+    except ValueError as err:
+        raise CorpusError(f"{path}: manifest is not valid JSON ({err})") from err
+
+
+def verify_manifest(folder: str | os.PathLike) -> list[str]:
+    """Problems found comparing a folder with its manifest (empty list: all shards present and intact)."""
+    folder = Path(folder)
+    problems = []
+    for shard in read_manifest(folder)["shards"]:
+        path = folder / shard["name"]
+        if not path.exists():
+            problems.append(f"{path}: missing")
+        elif _sha256(path) != shard["sha256"]:
+            problems.append(f"{path}: checksum mismatch")
+    return problems
+
+
+def clean_temp_files(folder: str | os.PathLike, prefix: str = "") -> None:
+    """Remove temp files left by a killed writer (hidden `.name.tmp-PID` files)."""
+    folder = Path(folder)
+    if folder.is_dir():
+        for path in folder.glob(f".{prefix}*.tmp-*"):
+            path.unlink(missing_ok=True)

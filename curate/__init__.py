@@ -1,0 +1,1 @@
+"""Curation stages: normalisation, language ID, quality filters, deduplication."""
