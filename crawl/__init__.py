@@ -1,0 +1,1 @@
+"""Crawling: Scrapy spiders, trafilatura extraction, shard-writing item pipelines."""
