@@ -68,7 +68,8 @@ def crawl(
     if seeds_file is not None:
         if not seeds_file.exists():
             raise CorpusError(f"{seeds_file}: seeds file does not exist")
-        seeds += [line.strip() for line in seeds_file.read_text().splitlines() if line.strip() and not line.startswith("#")]
+        lines = (line.strip() for line in seeds_file.read_text().splitlines())
+        seeds += [line for line in lines if line and not line.startswith("#")]
     stats = run_crawl(seeds, out, max_pages=max_pages, depth=depth, fast=fast, obey_robots=not ignore_robots,
                       contact=contact, output_format=output_format)
     print_table("crawl", [("pages fetched", stats.get("downloader/response_count", 0)),

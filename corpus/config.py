@@ -234,7 +234,7 @@ def build_jobs(config: dict[str, Any]) -> list[Job]:
                 if isinstance(piece, Barrier):
                     jobs.append(current)
                     part += 1
-                    current = Job(f"{job_cfg['name']}.{stage.id}" if part == 2 else f"{job_cfg['name']}.{stage.id}{part}")
+                    current = Job(f"{job_cfg['name']}.{stage.id}" + (f"{part}" if part > 2 else ""))
                 else:
                     current.stages.append(piece)
         jobs.append(current)

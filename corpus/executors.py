@@ -263,7 +263,8 @@ def run_pipeline(
             if previous is None:
                 rank_inputs = [str(inputs[rank])]
             else:
-                rank_inputs = [str(p) for p in sorted(previous.glob(f"part-{rank:05d}-*")) if not p.name.startswith(".")]
+                parts = sorted(previous.glob(f"part-{rank:05d}-*"))
+                rank_inputs = [str(p) for p in parts if not p.name.startswith(".")]
             tasks.append(
                 RankTask(
                     job=job,

@@ -32,7 +32,8 @@ class LanguageFilter(Filter):
         model = load_model(str(self.model_path or lid176_path()))
         # fastText predicts one line at a time: newlines must go.
         labels, scores = model.predict([t.replace("\n", " ") for t in texts], k=1)
-        return [(lab[0].removeprefix("__label__"), float(min(s[0], 1.0))) for lab, s in zip(labels, scores, strict=True)]
+        pairs = zip(labels, scores, strict=True)
+        return [(label[0].removeprefix("__label__"), float(min(score[0], 1.0))) for label, score in pairs]
 
     def keep_batch(self, docs: list[Document]) -> list[bool | tuple[bool, str]]:
         results: list[bool | tuple[bool, str]] = []

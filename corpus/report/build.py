@@ -102,7 +102,8 @@ def build_report(run_dir: str | Path, out: str | Path | None = None) -> dict[str
     if missing:
         sections.append(f"<p class='missing'>Not in this run: {', '.join(missing)}.</p>")
     if crawl is not None:
-        statuses = {k.rsplit("/", 1)[1]: v for k, v in crawl.items() if k.startswith("downloader/response_status_count/")}
+        prefix = "downloader/response_status_count/"
+        statuses = {k.removeprefix(prefix): v for k, v in crawl.items() if k.startswith(prefix)}
         facts["pages_fetched"] = crawl.get("downloader/response_count", 0)
         facts["documents_crawled"] = crawl.get("corpus/documents", 0)
         facts["robots_forbidden"] = crawl.get("robotstxt/forbidden", 0)
@@ -121,13 +122,15 @@ def build_report(run_dir: str | Path, out: str | Path | None = None) -> dict[str
         facts["documents_kept"] = curate.get("documents_kept")
         facts["removed"] = {f"{s}/{r}": n for s, _, _, d in funnel for r, n in d.items()}
         table = "".join(
-            f"<tr><td>{html.escape(s)}</td><td>{i}</td><td>{k}</td><td>{html.escape(', '.join(f'{r}: {n}' for r, n in d.items()))}</td></tr>"
+            f"<tr><td>{html.escape(s)}</td><td>{i}</td><td>{k}</td>"
+            f"<td>{html.escape(', '.join(f'{r}: {n}' for r, n in d.items()))}</td></tr>"
             for s, i, k, d in funnel
         )
         sections.append(
             "<h2>Curation funnel</h2>"
             f"<p>Documents in: <b id='docs-in'>{facts['documents_in']}</b>; kept: "
-            f"<b id='docs-kept'>{facts['documents_kept']}</b>; malformed input records: {curate.get('malformed', 0)}.</p>"
+            f"<b id='docs-kept'>{facts['documents_kept']}</b>; "
+            f"malformed input records: {curate.get('malformed', 0)}.</p>"
             f"<table><tr><th>stage</th><th>in</th><th>kept</th><th>removed, by reason</th></tr>{table}</table>"
             + _plot("bar", [s for s, *_ in funnel], [k for _, _, k, _ in funnel], "Documents kept after each stage")
         )
@@ -189,7 +192,8 @@ questions only a person can answer are marked.
 - Does it contain offensive or personal data? {todo}
 
 ## Collection process
-- Pages fetched: {facts.get('pages_fetched', 'not crawled in this run')}; documents extracted: {facts.get('documents_crawled', 'n/a')}.
+- Pages fetched: {facts.get('pages_fetched', 'not crawled in this run')}.
+- Documents extracted: {facts.get('documents_crawled', 'n/a')}.
 - Pages blocked by robots.txt: {facts.get('robots_forbidden', 'n/a')}.
 - Missing parts of this run: {', '.join(facts.get('missing', [])) or 'none'}.
 
