@@ -33,6 +33,9 @@ STAGES: dict[str, str] = {
     "gopher_quality": "curate.quality:GopherQualityFilter",
     "exact_dedup": "curate.dedup:ExactDedup",
     "extract_html": "crawl.extract:ExtractStage",
+    "toxicity": "curate.toxicity:ToxicityFilter",
+    "bias": "curate.bias:BiasAnnotator",
+    "audit": "curate.audit:DisparateImpactAudit",
 }
 
 TOP_LEVEL_KEYS = {"name", "description", "output_format", "max_docs_per_shard", "stages", "jobs"}

@@ -314,5 +314,10 @@ def finish_run(
             for job, results in zip(jobs, job_results, strict=True)
         ],
     }
+    # Stages that need the finished run (e.g. the disparate-impact audit) add their summary here.
+    for job in jobs:
+        for stage in job.stages:
+            if callable(summarize := getattr(stage, "summarize_run", None)):
+                stats.update(summarize(out_dir, stats))
     atomic_write_json(out_dir / "stats.json", stats)
     return stats
