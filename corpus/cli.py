@@ -116,6 +116,10 @@ def print_curate_summary(stats: dict[str, Any]) -> None:
                       f"under {stats['output']}/quarantine/, e.g. {stats['quarantined'][0]}")
     if stats.get("errors"):
         console.print(f"[yellow]{stats['errors']} stage error(s)[/yellow] recorded under {stats['output']}/errors/")
+    if stats.get("audit"):
+        from curate.audit import print_audit
+
+        print_audit(stats["audit"])
 
 
 @train_app.command("pretrain")
@@ -141,6 +145,36 @@ def pretrain(
                            batch_size=batch_size, vocab_size=vocab_size, tokenizer=tokenizer, lr=lr,
                            device=device, seed=seed)
     print_table("pretrain", list(summary.items()))
+
+
+@train_app.command("classifier")
+@user_errors
+def train_classifier_command(
+    data: Annotated[Path, typer.Option(help="Labelled JSONL(.gz)/Parquet: one record per text, with a label.")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="Model file to write (fastText .bin).")],
+    valid: Annotated[Path | None, typer.Option(help="Held-out file (default: a share of --data).")] = None,
+    valid_fraction: Annotated[float, typer.Option(help="Share of --data held out when no --valid.")] = 0.1,
+    text_field: Annotated[str, typer.Option(help="Field with the text.")] = "text",
+    label_field: Annotated[str, typer.Option(help="Field with the label.")] = "label",
+    epoch: Annotated[int, typer.Option(help="Training epochs.")] = 10,
+    lr: Annotated[float, typer.Option(help="Learning rate.")] = 0.2,
+    word_ngrams: Annotated[int, typer.Option(help="Word n-gram length.")] = 2,
+    dim: Annotated[int, typer.Option(help="Embedding size.")] = 50,
+    seed: Annotated[int, typer.Option(help="Random seed (held-out split and training).")] = 0,
+) -> None:
+    """Train a fastText classifier (e.g. toxic vs clean) and print its held-out precision and recall."""
+    from curate.classifier import train_classifier
+
+    result = train_classifier(data, out, valid=valid, valid_fraction=valid_fraction, text_field=text_field,
+                              label_field=label_field, epoch=epoch, lr=lr, word_ngrams=word_ngrams, dim=dim, seed=seed)
+    table = Table(title=f"held-out results ({result['valid_records']} records; trained on {result['train_records']})")
+    for column in ("label", "precision", "recall", "F1", "support"):
+        table.add_column(column, justify="left" if column == "label" else "right")
+    for label, m in result["held_out"].items():
+        if "precision" in m:
+            table.add_row(label, f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}", str(m["support"]))
+    Console().print(table)
+    print_table("classifier", [("labels", result["labels"]), ("model", result["model"])])
 
 
 @app.command()
