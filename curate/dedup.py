@@ -1,99 +1,91 @@
-"""Exact deduplication across all shards: hash every document, then keep the first occurrence.
+"""Exact and URL deduplication: one key per document, clusters of equal keys, one keeper per cluster.
 
-Two jobs around a barrier: `ExactDedupSignatures` writes each rank's hashes (in document order);
-`ExactDedupFilter` reads every rank's hashes and drops a document when an earlier one (lower rank, or
-earlier in the same rank) has the same hash. The kept document is the first in input order, so the
-result does not depend on how many workers ran.
+Both are two jobs around a barrier (see `curate.dedup_index`): signatures write each rank's keys,
+then the filter drops every cluster member but the keeper (`keep`: first seen, longest, or highest
+quality score), records `duplicate_of` on the rejects and `<kind>_cluster_id` / `<kind>_cluster_size`
+on every clustered document. The result does not depend on how many workers ran.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import re
-from collections.abc import Iterable, Iterator
-from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
 from corpus.document import Document
-from corpus.io import atomic_write_bytes
-from corpus.stage import BARRIER, Barrier, RankContext, Stage
+from corpus.stage import RankContext
+from curate.dedup_index import KeyDedup
 
 _SPACE = re.compile(r"\s+")
+_DEFAULT_PORTS = {"http": "80", "https": "443"}
+_TRACKING = re.compile(r"^(utm_[a-z]+|fbclid|gclid|mc_cid|mc_eid)$")
 
 
 def text_hash(text: str, normalise: bool = True) -> int:
+    """64-bit hash of the text; with `normalise`, case and runs of whitespace do not matter."""
     if normalise:
         text = _SPACE.sub(" ", text.lower()).strip()
     return int.from_bytes(hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little")
 
 
-class ExactDedup(Stage):
-    """Removes documents whose (case- and whitespace-normalised) text is identical to an earlier one."""
+def normalise_url(url: str) -> str:
+    """The form two URLs of the same page share: lower-case scheme and host, no default port, no fragment,
+    no tracking parameters, sorted query, and no trailing slash on the path."""
+    from w3lib.url import canonicalize_url
 
-    def __init__(self, normalise: bool = True) -> None:
+    try:
+        parts = urlsplit(canonicalize_url(url.strip()))
+    except ValueError:
+        return url.strip()
+    host = (parts.hostname or "").lower()
+    if parts.port and str(parts.port) != _DEFAULT_PORTS.get(parts.scheme):
+        host = f"{host}:{parts.port}"
+    query = "&".join(p for p in parts.query.split("&") if p and not _TRACKING.match(p.split("=", 1)[0]))
+    path = parts.path.rstrip("/") or "/"
+    return urlunsplit((parts.scheme.lower(), host, path, query, ""))
+
+
+class ExactDedup(KeyDedup):
+    """Removes documents whose text is identical to another's (after lower-casing and collapsing
+    whitespace when `normalise`); the first one is kept unless `keep` says otherwise."""
+
+    kind = "exact"
+    reason = "exact_duplicate"
+
+    def __init__(self, normalise: bool = True, keep: str = "first", quality_key: str | None = "quality_score",
+                 index_dir: str | None = None, update_index: bool = True) -> None:
+        super().__init__(keep, quality_key, index_dir, update_index)
         self.normalise = normalise
 
-    def expand(self) -> list[Stage | Barrier]:
-        signatures = ExactDedupSignatures(self.normalise)
-        signatures.id = f"{self.id}_signatures"
-        dedup_filter = ExactDedupFilter()
-        dedup_filter.id = self.id
-        dedup_filter.signatures_id = signatures.id
-        return [signatures, BARRIER, dedup_filter]
+    def make_keys(self, docs: list[Document], ctx: RankContext) -> tuple[np.ndarray, np.ndarray | None]:
+        keys = np.array([text_hash(d.text, self.normalise) for d in docs], dtype=np.uint64).reshape(-1, 1)
+        return keys, None
+
+    def key_params(self) -> dict[str, Any]:
+        return {**super().key_params(), "normalise": self.normalise}
 
 
-def _folder(ctx: RankContext, stage_id: str) -> Path:
-    return ctx.work_dir / "exact_dedup" / stage_id
+class UrlDedup(KeyDedup):
+    """Removes documents whose URL (normalised: see `normalise_url`) another document already has;
+    documents without a URL are kept. `keep: longest` keeps the fullest fetch of a page."""
 
+    kind = "url"
+    reason = "url_duplicate"
 
-class ExactDedupSignatures(Stage):
-    def __init__(self, normalise: bool = True) -> None:
-        self.normalise = normalise
+    def __init__(self, field: str = "url", keep: str = "first", quality_key: str | None = "quality_score",
+                 index_dir: str | None = None, update_index: bool = True) -> None:
+        super().__init__(keep, quality_key, index_dir, update_index)
+        self.field = field
 
-    def run(self, docs: Iterable[Document], ctx: RankContext) -> Iterator[Document]:
-        hashes: list[int] = []
-        ids: list[str] = []
-        for doc in docs:
-            hashes.append(text_hash(doc.text, self.normalise))
-            ids.append(doc.id)
-            yield doc
-        folder = _folder(ctx, self.id)
-        atomic_write_bytes(folder / f"{ctx.rank:05d}.npy", _npy(np.array(hashes, dtype=np.uint64)))
-        atomic_write_bytes(folder / f"{ctx.rank:05d}.ids.json", json.dumps(ids).encode())
+    def make_keys(self, docs: list[Document], ctx: RankContext) -> tuple[np.ndarray, np.ndarray | None]:
+        urls = [d.metadata.get(self.field) for d in docs]
+        valid = np.array([isinstance(u, str) and bool(u.strip()) for u in urls], dtype=bool)
+        keys = np.array([text_hash(normalise_url(u), normalise=False) if ok else 0
+                         for u, ok in zip(urls, valid.tolist(), strict=True)], dtype=np.uint64)
+        return keys.reshape(-1, 1), valid
 
-
-def _npy(array: np.ndarray) -> bytes:
-    import io
-
-    buffer = io.BytesIO()
-    np.save(buffer, array)
-    return buffer.getvalue()
-
-
-class ExactDedupFilter(Stage):
-    signatures_id: str = "exact_dedup_signatures"
-
-    def run(self, docs: Iterable[Document], ctx: RankContext) -> Iterator[Document]:
-        folder = _folder(ctx, self.signatures_id)
-        ranks = [np.load(folder / f"{r:05d}.npy") for r in range(ctx.world_size)]
-        offsets = np.cumsum([0] + [len(h) for h in ranks])
-        all_hashes = np.concatenate(ranks) if ranks else np.zeros(0, dtype=np.uint64)
-        # np.unique returns the index of each hash's first occurrence in rank-then-position order.
-        _, first_index, inverse = np.unique(all_hashes, return_index=True, return_inverse=True)
-        mine = slice(offsets[ctx.rank], offsets[ctx.rank + 1])
-        first_of_mine = first_index[inverse[mine]]
-        stats = ctx.stats_for(self)
-        id_cache: dict[int, list[str]] = {}
-        for position, doc in enumerate(docs):
-            first = int(first_of_mine[position])
-            if first == offsets[ctx.rank] + position:
-                yield doc
-                continue
-            owner = int(np.searchsorted(offsets, first, side="right") - 1)
-            if owner not in id_cache:
-                id_cache[owner] = json.loads((folder / f"{owner:05d}.ids.json").read_text())
-            doc.metadata["duplicate_of"] = id_cache[owner][first - offsets[owner]]
-            stats.add("duplicates")
-            ctx.drop(doc, self, "exact_duplicate")
+    def key_params(self) -> dict[str, Any]:
+        return {**super().key_params(), "field": self.field}

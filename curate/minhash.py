@@ -1,0 +1,415 @@
+"""MinHash near-duplicate removal with LSH: signatures -> bucketing -> union-find -> filter.
+
+Signatures are datasketch MinHash signatures (its `affine32` scheme and permutation parameters, so
+`datasketch.MinHash(num_perm, seed, hashfunc=lambda x: x)` fed the same shingle hashes gives the same
+values, and `signature_minhash()` turns a row into a `LeanMinHash`), computed for a whole batch of
+documents at once with numpy instead of one `update_batch` per document.
+
+Shingles are word n-grams (`ngram`, default 5) or, for languages written without spaces, character
+n-grams (`char_ngram`); `shingle: auto` picks per document from its detected language (or from how
+few spaces it has). LSH cuts each signature into `bands` x `rows`, chosen from the Jaccard `threshold`
+(see `choose_bands` and `s_curve`; `python -m curate.minhash --threshold 0.75` prints the curve).
+
+Jobs: signatures write per-rank band keys sorted on disk; the first filter rank merges them band by
+band (streaming), links candidates with union-find (optionally only after checking their exact
+Jaccard similarity, `verify`), and picks keepers; every filter rank then drops its duplicates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import math
+import re
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from corpus.document import Document
+from corpus.stage import RankContext
+from curate.dedup_index import KeyDedup, VerifyFn, save_npy
+from curate.text import NO_SPACE_LANGUAGES
+
+SHINGLES = ("auto", "word", "char")
+_WORD = re.compile(r"\w+")
+_NOT_WORD = re.compile(r"[\W_]+")
+_MIX1, _MIX2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+_EMPTY = np.uint32(0xFFFFFFFF)
+
+
+# --- shingles ------------------------------------------------------------------------------------
+
+
+class _WordIds(dict):
+    """64-bit hashes of words, memoised: a corpus repeats a small vocabulary, so most lookups are hits."""
+
+    def __missing__(self, word: str) -> int:
+        value = int.from_bytes(hashlib.blake2b(word.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little")
+        if len(self) < 2_000_000:
+            self[word] = value
+        return value
+
+
+_word_ids = _WordIds()
+
+
+def _mix64(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser: spreads the bits of a linear combination before we keep 32 of them."""
+    x = x ^ (x >> np.uint64(30))
+    x = x * _MIX1
+    x = x ^ (x >> np.uint64(27))
+    x = x * _MIX2
+    return x ^ (x >> np.uint64(31))
+
+
+@cache
+def _ngram_weights(n: int) -> np.ndarray:
+    rng = np.random.RandomState(0x5EED + n)
+    return rng.randint(0, 1 << 63, size=n, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+
+
+def units(text: str, char: bool) -> list[str] | np.ndarray:
+    """What a document's shingles are made of: lower-cased words, or its characters without spaces
+    and punctuation."""
+    if char:
+        stripped = _NOT_WORD.sub("", text.lower())
+        return np.frombuffer(stripped.encode("utf-32-le", "surrogatepass"), dtype=np.uint32).astype(np.uint64)
+    return _WORD.findall(text.lower())
+
+
+def shingle_hashes(texts: list[str], n: int, char: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """32-bit hashes of every n-gram of every text, concatenated, and offsets (len(texts) + 1).
+
+    A text with fewer than `n` units has one shingle (all of it); an empty text has none. The n-gram
+    hash is a weighted sum of unit hashes, mixed, computed for the whole batch with array operations.
+    """
+    if char:
+        pieces = [units(t, True) for t in texts]
+        lengths = np.array([len(p) for p in pieces], dtype=np.int64)
+        ids = np.concatenate(pieces) if pieces else np.zeros(0, np.uint64)
+    else:
+        words: list[str] = []
+        lens = []
+        for text in texts:
+            found = _WORD.findall(text.lower())
+            words.extend(found)
+            lens.append(len(found))
+        lengths = np.array(lens, dtype=np.int64)
+        ids = np.fromiter(map(_word_ids.__getitem__, words), dtype=np.uint64, count=len(words))
+    docs = len(texts)
+    pad = n - 1
+    # Lay the documents out with n-1 zeros after each, so no n-gram crosses into the next document.
+    padded = np.zeros(len(ids) + docs * pad + n, dtype=np.uint64)
+    padded[np.arange(len(ids)) + np.repeat(np.arange(docs, dtype=np.int64), lengths) * pad] = ids
+    span = len(ids) + docs * pad
+    weights = _ngram_weights(n)
+    combined = padded[:span] * weights[0]
+    for k in range(1, n):
+        combined += padded[k : span + k] * weights[k]
+    counts = np.where(lengths > 0, np.maximum(lengths - n + 1, 1), 0)
+    offsets = np.zeros(docs + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    starts = np.zeros(docs, dtype=np.int64)
+    np.cumsum(lengths[:-1] + pad, out=starts[1:])
+    positions = np.repeat(starts - offsets[:-1], counts) + np.arange(offsets[-1])
+    hashes = (_mix64(combined[positions]) >> np.uint64(32)).astype(np.uint32)
+    return hashes, offsets
+
+
+# --- signatures ----------------------------------------------------------------------------------
+
+
+@cache
+def permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """datasketch's permutation parameters (a, b) for the affine32 scheme."""
+    from datasketch import MinHash
+
+    a, b = MinHash(num_perm=num_perm, seed=seed, scheme="affine32").permutations
+    return np.ascontiguousarray(a, dtype=np.uint32), np.ascontiguousarray(b, dtype=np.uint32)
+
+
+def signatures(hashes: np.ndarray, offsets: np.ndarray, num_perm: int, seed: int = 1) -> np.ndarray:
+    """MinHash signatures (documents x num_perm, uint32) of the shingle hashes of many documents.
+
+    Bit-identical to datasketch's `MinHash(num_perm, seed, scheme="affine32")` updated with the same
+    hashes; a document without shingles gets the all-max "empty" signature datasketch uses.
+    """
+    from datasketch.minhash import _fmix
+
+    a, b = permutations(num_perm, seed)
+    docs = len(offsets) - 1
+    out = np.full((docs, num_perm), _EMPTY, dtype=np.uint32)
+    nonempty = np.diff(offsets) > 0
+    if not nonempty.any():
+        return out
+    mixed = _fmix(hashes.astype(np.uint32, copy=False), 32)
+    starts = offsets[:-1][nonempty]
+    row = np.empty(len(mixed), dtype=np.uint32)
+    block = np.empty((len(starts), num_perm), dtype=np.uint32)
+    # One permutation at a time over all shingles of the batch: contiguous and cache friendly.
+    for k in range(num_perm):
+        np.multiply(mixed, a[k], out=row)
+        row += b[k]
+        block[:, k] = np.minimum.reduceat(row, starts)
+    out[nonempty] = block
+    return out
+
+
+def signature_minhash(signature: np.ndarray, seed: int = 1):
+    """A datasketch `LeanMinHash` holding one signature row (for `.jaccard()` estimates and LSH indexes)."""
+    from datasketch import LeanMinHash
+
+    return LeanMinHash(seed=seed, hashvalues=np.asarray(signature, dtype=np.uint32), scheme="affine32")
+
+
+def band_keys(sigs: np.ndarray, bands: int, rows: int) -> np.ndarray:
+    """One 64-bit key per band (documents x bands): documents share a key when a band matches exactly."""
+    docs = sigs.shape[0]
+    cut = sigs[:, : bands * rows].reshape(docs, bands, rows).astype(np.uint64)
+    key = np.full((docs, bands), 0x9E3779B97F4A7C15, dtype=np.uint64) + np.arange(bands, dtype=np.uint64)
+    for r in range(rows):
+        key = _mix64(key ^ cut[:, :, r])
+    return key
+
+
+# --- choosing bands and rows ---------------------------------------------------------------------
+
+
+def candidate_probability(jaccard: float | np.ndarray, bands: int, rows: int) -> float | np.ndarray:
+    """The S-curve: probability that two documents with this Jaccard similarity share a band."""
+    return 1.0 - (1.0 - np.asarray(jaccard, dtype=float) ** rows) ** bands
+
+
+@cache
+def choose_bands(threshold: float, num_perm: int, min_recall: float | None = None) -> tuple[int, int]:
+    """(bands, rows) with bands * rows <= num_perm for a Jaccard threshold.
+
+    Without `min_recall` the threshold is where the S-curve crosses 1/2 ((1/bands)^(1/rows) closest to
+    it), with as many permutations in use as possible (the steepest curve). With `min_recall` (used when
+    candidates are verified exactly, so extra candidates cost time, not precision), the curve that
+    reaches that probability at the threshold with the fewest candidates below it.
+    """
+    if not 0.0 < threshold < 1.0:
+        raise ValueError(f"threshold must be between 0 and 1, not {threshold}")
+    below = np.linspace(max(0.0, 2 * threshold - 1), threshold, 101)
+    best, best_cost = (1, 1), (math.inf, 0)
+    for bands in range(1, num_perm + 1):
+        for rows in range(1, num_perm // bands + 1):
+            if min_recall is None:
+                cost = (round(abs((1 / bands) ** (1 / rows) - threshold) / 0.01), -bands * rows)
+            elif candidate_probability(threshold, bands, rows) >= min_recall:
+                cost = (float(np.trapezoid(candidate_probability(below, bands, rows), below)), -bands * rows)
+            else:
+                continue
+            if cost < best_cost:
+                best, best_cost = (bands, rows), cost
+    return best
+
+
+def s_curve(bands: int, rows: int, points: list[float] | None = None) -> list[tuple[float, float]]:
+    points = points or [round(0.05 * i, 2) for i in range(4, 21)]
+    return [(j, float(candidate_probability(j, bands, rows))) for j in points]
+
+
+def format_s_curve(bands: int, rows: int, threshold: float | None = None) -> str:
+    """A text plot of the S-curve, one line per Jaccard value."""
+    lines = [f"LSH {bands} bands x {rows} rows: P(candidate) = 1 - (1 - J^{rows})^{bands}"
+             + (f"; threshold {threshold}" if threshold is not None else "")]
+    for j, p in s_curve(bands, rows):
+        marker = " <- threshold" if threshold is not None and abs(j - threshold) < 0.025 else ""
+        lines.append(f"  J={j:4.2f}  {p:6.3f}  {'#' * round(p * 40)}{marker}")
+    return "\n".join(lines)
+
+
+# --- the stage -----------------------------------------------------------------------------------
+
+
+class MinhashDedup(KeyDedup):
+    """Removes near-duplicates: documents whose shingle sets have Jaccard similarity >= `threshold`
+    (as MinHash LSH finds them; with `verify`, only pairs whose exact similarity passes are linked).
+
+    `keep` chooses which member of a cluster survives: `first` (input order), `longest`, or `quality`
+    (highest `metadata[quality_key]`, then longest, then first). With `index_dir`, documents are also
+    checked against a saved index of earlier runs, and (with `update_index`) the kept ones are added.
+    """
+
+    kind = "minhash"
+    reason = "near_duplicate"
+    batch_size = 256
+
+    def __init__(
+        self,
+        threshold: float = 0.75,
+        num_perm: int = 128,
+        bands: int | None = None,
+        rows: int | None = None,
+        ngram: int = 5,
+        shingle: str = "auto",
+        char_ngram: int = 5,
+        seed: int = 1,
+        keep: str = "first",
+        quality_key: str | None = "quality_score",
+        verify: bool = False,
+        index_dir: str | None = None,
+        update_index: bool = True,
+        batch_size: int = 256,
+    ) -> None:
+        super().__init__(keep, quality_key, index_dir, update_index)
+        if shingle not in SHINGLES:
+            raise ValueError(f"shingle must be one of {', '.join(SHINGLES)}, not {shingle!r}")
+        if ngram < 1 or char_ngram < 1 or num_perm < 1:
+            raise ValueError("ngram, char_ngram and num_perm must be positive")
+        if (bands is None) != (rows is None):
+            raise ValueError("give both bands and rows, or neither (then they follow from threshold)")
+        if bands is None or rows is None:
+            bands, rows = choose_bands(threshold, num_perm, 0.95 if verify else None)
+        if bands * rows > num_perm:
+            raise ValueError(f"bands x rows ({bands} x {rows}) needs num_perm >= {bands * rows}, not {num_perm}")
+        self.threshold, self.num_perm, self.bands, self.rows = threshold, num_perm, bands, rows
+        self.ngram, self.shingle, self.char_ngram, self.seed = ngram, shingle, char_ngram, seed
+        self.verify = verify
+        self.batch_size = batch_size
+        self._shingle_sets: list[np.ndarray] = []
+
+    def key_params(self) -> dict[str, Any]:
+        return {**super().key_params(), "rows": self.rows, "num_perm": self.num_perm, "seed": self.seed,
+                "ngram": self.ngram, "shingle": self.shingle, "char_ngram": self.char_ngram}
+
+    def uses_chars(self, doc: Document) -> bool:
+        if self.shingle != "auto":
+            return self.shingle == "char"
+        language = doc.metadata.get("language")
+        if language:
+            return str(language).split("_")[0] in NO_SPACE_LANGUAGES
+        text = doc.text
+        return len(text) >= 20 and text.count(" ") < 0.02 * len(text)
+
+    def shingles(self, docs: list[Document]) -> tuple[np.ndarray, np.ndarray]:
+        """Shingle hashes of a batch (word and character documents hashed in their own groups)."""
+        char = np.array([self.uses_chars(d) for d in docs], dtype=bool)
+        if not char.any() or char.all():
+            n = self.char_ngram if char.any() else self.ngram
+            return shingle_hashes([d.text for d in docs], n, char=bool(char.any()))
+        parts = {}
+        for flag, n in ((False, self.ngram), (True, self.char_ngram)):
+            chosen = np.flatnonzero(char == flag)
+            parts[flag] = (chosen, *shingle_hashes([docs[i].text for i in chosen], n, char=flag))
+        counts = np.zeros(len(docs), dtype=np.int64)
+        pieces: list[np.ndarray] = [np.zeros(0, np.uint32)] * len(docs)
+        for chosen, hashes, offsets in parts.values():
+            for j, i in enumerate(chosen.tolist()):
+                pieces[i] = hashes[offsets[j] : offsets[j + 1]]
+                counts[i] = offsets[j + 1] - offsets[j]
+        offsets = np.zeros(len(docs) + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        return np.concatenate(pieces), offsets
+
+    def make_keys(self, docs: list[Document], ctx: RankContext) -> tuple[np.ndarray, np.ndarray | None]:
+        hashes, offsets = self.shingles(docs)
+        sigs = signatures(hashes, offsets, self.num_perm, self.seed)
+        if self.verify:
+            self._shingle_sets.extend(np.unique(hashes[offsets[i] : offsets[i + 1]]) for i in range(len(docs)))
+        # Documents without a single shingle (empty, or only punctuation) are left to exact dedup.
+        return band_keys(sigs, self.bands, self.rows), np.diff(offsets) > 0
+
+    def on_signatures_start(self, ctx: RankContext) -> None:
+        self._shingle_sets = []
+
+    def on_signatures_done(self, ctx: RankContext) -> None:
+        if not self.verify:
+            return
+        folder = self.folder(ctx) / "sig"
+        sets, self._shingle_sets = self._shingle_sets, []
+        offsets = np.zeros(len(sets) + 1, dtype=np.int64)
+        np.cumsum([len(s) for s in sets], out=offsets[1:])
+        save_npy(folder / f"{ctx.rank:05d}.shingle_offsets.npy", offsets)
+        save_npy(folder / f"{ctx.rank:05d}.shingles.npy",
+                 np.concatenate(sets) if sets else np.zeros(0, np.uint32))
+
+    def verifier(self, ctx: RankContext) -> VerifyFn | None:
+        if not self.verify:
+            return None
+        return ExactJaccard(self.folder(ctx) / "sig", ctx.world_size, self.threshold)
+
+    def plan(self, documents: int, text_bytes: int, world_size: int) -> dict[str, Any]:
+        """Memory and disk this stage needs for a corpus (the model `corpus curate --plan` prints)."""
+        return plan_minhash(self, documents, text_bytes, world_size)
+
+
+class ExactJaccard:
+    """Checks candidate pairs against their exact shingle-set Jaccard similarity (memory-mapped sets)."""
+
+    def __init__(self, folder: Path, world_size: int, threshold: float) -> None:
+        self.threshold = threshold
+        self.sets = [np.load(folder / f"{r:05d}.shingles.npy", mmap_mode="r") for r in range(world_size)]
+        self.offsets = [np.load(folder / f"{r:05d}.shingle_offsets.npy") for r in range(world_size)]
+        self.bases = np.zeros(world_size + 1, dtype=np.int64)
+        np.cumsum([len(o) - 1 for o in self.offsets], out=self.bases[1:])
+
+    def shingles(self, g: int) -> np.ndarray:
+        rank = int(np.searchsorted(self.bases, g, side="right") - 1)
+        local = g - self.bases[rank]
+        offsets = self.offsets[rank]
+        return np.asarray(self.sets[rank][offsets[local] : offsets[local + 1]])
+
+    def jaccard(self, a: int, b: int) -> float:
+        x, y = self.shingles(a), self.shingles(b)
+        if not len(x) or not len(y):
+            return 0.0
+        inter = len(np.intersect1d(x, y, assume_unique=True))
+        return inter / (len(x) + len(y) - inter)
+
+    def __call__(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        return np.array([self.jaccard(a, b) >= self.threshold for a, b in zip(u.tolist(), v.tolist(), strict=True)],
+                        dtype=bool)
+
+
+# --- planning ------------------------------------------------------------------------------------
+
+# Bytes per document and per shingle, measured on the dedup benchmark corpus (docs/dedup.md).
+ID_BYTES = 26  # a 20-character id in the JSON list, with quotes and comma
+SHINGLES_PER_BYTE = 1 / 6.2  # word 5-grams per byte of English text
+
+
+def plan_minhash(stage: MinhashDedup, documents: int, text_bytes: int, world_size: int) -> dict[str, Any]:
+    """Predicted peak memory (per process) and disk (in `_work/dedup/<id>`) of a MinHash dedup run."""
+    per_doc_run = stage.bands * 12  # 8-byte key + 4-byte position per band
+    per_doc_meta = 8 + ID_BYTES  # length + score, id
+    shingles = text_bytes * SHINGLES_PER_BYTE
+    per_rank_docs = math.ceil(documents / max(1, world_size))
+    batch_shingles = stage.batch_size * max(1.0, shingles / max(1, documents))
+    signatures_memory = (per_rank_docs * (per_doc_run + per_doc_meta + 60)  # runs + ids held until the end
+                         + batch_shingles * (8 * stage.ngram + 24) + stage.batch_size * stage.num_perm * 4)
+    verify_disk = shingles * 4 if stage.verify else 0
+    cluster_memory = documents * 8 * 3 + 64 * 2**20  # union-find parents and roots + merge buffers
+    disk = documents * (per_doc_run + per_doc_meta) + verify_disk
+    return {
+        "bands": stage.bands,
+        "rows": stage.rows,
+        "signatures_memory_per_worker": int(signatures_memory),
+        "clustering_memory": int(cluster_memory),
+        "work_disk": int(disk),
+        "index_bytes_per_document": per_doc_run + per_doc_meta,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m curate.minhash --threshold 0.75 [--num-perm 128]`: print bands x rows and the S-curve."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--threshold", type=float, default=0.75)
+    parser.add_argument("--num-perm", type=int, default=128)
+    parser.add_argument("--bands", type=int)
+    parser.add_argument("--rows", type=int)
+    parser.add_argument("--verify", action="store_true", help="bands for exact verification (recall 0.95)")
+    args = parser.parse_args(argv)
+    if args.bands and args.rows:
+        bands, rows = args.bands, args.rows
+    else:
+        bands, rows = choose_bands(args.threshold, args.num_perm, 0.95 if args.verify else None)
+    print(format_s_curve(bands, rows, args.threshold))
+
+
+if __name__ == "__main__":
+    main()
