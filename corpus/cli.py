@@ -160,13 +160,15 @@ def train_classifier_command(
     lr: Annotated[float, typer.Option(help="Learning rate.")] = 0.2,
     word_ngrams: Annotated[int, typer.Option(help="Word n-gram length.")] = 2,
     dim: Annotated[int, typer.Option(help="Embedding size.")] = 50,
+    bucket: Annotated[int, typer.Option(help="Hash buckets for word n-grams (model size: bucket x dim).")] = 200_000,
     seed: Annotated[int, typer.Option(help="Random seed (held-out split and training).")] = 0,
 ) -> None:
     """Train a fastText classifier (e.g. toxic vs clean) and print its held-out precision and recall."""
     from curate.classifier import train_classifier
 
     result = train_classifier(data, out, valid=valid, valid_fraction=valid_fraction, text_field=text_field,
-                              label_field=label_field, epoch=epoch, lr=lr, word_ngrams=word_ngrams, dim=dim, seed=seed)
+                              label_field=label_field, epoch=epoch, lr=lr, word_ngrams=word_ngrams, dim=dim,
+                              bucket=bucket, seed=seed)
     table = Table(title=f"held-out results ({result['valid_records']} records; trained on {result['train_records']})")
     for column in ("label", "precision", "recall", "F1", "support"):
         table.add_column(column, justify="left" if column == "label" else "right")

@@ -272,6 +272,7 @@ class ToxicityFilter(Filter):
     """
 
     batch_size = 128
+    _id = "toxicity"  # the metadata key when the stage is used outside a pipeline config
 
     def __init__(
         self,
