@@ -88,12 +88,18 @@ def curate(
     workers: Annotated[int | None, typer.Option(help="Worker processes (default: all cores).")] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Stop at the first bad record or stage error.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Delete OUT first instead of resuming.")] = False,
+    plan: Annotated[bool, typer.Option("--plan", help="Print dedup memory/disk needs and S-curve.")] = False,
 ) -> None:
     """Run a curation pipeline over shards: kept shards, rejected shards with reasons, stats.json."""
     from corpus.config import load_config
     from corpus.executors import LocalExecutor
 
     pipeline = load_config(config, preset, overrides)
+    if plan:
+        from curate.dedup_plan import show_plan
+
+        show_plan(pipeline, input, workers)
+        return
     if overwrite and out.exists():
         shutil.rmtree(out)
     stats = LocalExecutor(workers=workers, strict=strict).run(pipeline, input, out)

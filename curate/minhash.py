@@ -333,10 +333,6 @@ class MinhashDedup(KeyDedup):
             return None
         return ExactJaccard(self.folder(ctx) / "sig", ctx.world_size, self.threshold)
 
-    def plan(self, documents: int, text_bytes: int, world_size: int) -> dict[str, Any]:
-        """Memory and disk this stage needs for a corpus (the model `corpus curate --plan` prints)."""
-        return plan_minhash(self, documents, text_bytes, world_size)
-
 
 class ExactJaccard:
     """Checks candidate pairs against their exact shingle-set Jaccard similarity (memory-mapped sets)."""
@@ -364,35 +360,6 @@ class ExactJaccard:
     def __call__(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
         return np.array([self.jaccard(a, b) >= self.threshold for a, b in zip(u.tolist(), v.tolist(), strict=True)],
                         dtype=bool)
-
-
-# --- planning ------------------------------------------------------------------------------------
-
-# Bytes per document and per shingle, measured on the dedup benchmark corpus (docs/dedup.md).
-ID_BYTES = 26  # a 20-character id in the JSON list, with quotes and comma
-SHINGLES_PER_BYTE = 1 / 6.2  # word 5-grams per byte of English text
-
-
-def plan_minhash(stage: MinhashDedup, documents: int, text_bytes: int, world_size: int) -> dict[str, Any]:
-    """Predicted peak memory (per process) and disk (in `_work/dedup/<id>`) of a MinHash dedup run."""
-    per_doc_run = stage.bands * 12  # 8-byte key + 4-byte position per band
-    per_doc_meta = 8 + ID_BYTES  # length + score, id
-    shingles = text_bytes * SHINGLES_PER_BYTE
-    per_rank_docs = math.ceil(documents / max(1, world_size))
-    batch_shingles = stage.batch_size * max(1.0, shingles / max(1, documents))
-    signatures_memory = (per_rank_docs * (per_doc_run + per_doc_meta + 60)  # runs + ids held until the end
-                         + batch_shingles * (8 * stage.ngram + 24) + stage.batch_size * stage.num_perm * 4)
-    verify_disk = shingles * 4 if stage.verify else 0
-    cluster_memory = documents * 8 * 3 + 64 * 2**20  # union-find parents and roots + merge buffers
-    disk = documents * (per_doc_run + per_doc_meta) + verify_disk
-    return {
-        "bands": stage.bands,
-        "rows": stage.rows,
-        "signatures_memory_per_worker": int(signatures_memory),
-        "clustering_memory": int(cluster_memory),
-        "work_disk": int(disk),
-        "index_bytes_per_document": per_doc_run + per_doc_meta,
-    }
 
 
 def main(argv: list[str] | None = None) -> None:
