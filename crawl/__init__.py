@@ -1,1 +1,3 @@
-"""Crawling: Scrapy spiders, trafilatura extraction, shard-writing item pipelines."""
+"""Crawling and web-archive ingestion: Scrapy spiders, trafilatura extraction, WARC/WET, resumable shard output."""
+
+__version__ = "0.1"

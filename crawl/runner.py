@@ -1,25 +1,51 @@
-"""Run a crawl. Scrapy's reactor cannot restart inside one process, so each crawl gets a child process;
-`crawl()` is the importable entry point, `python -m crawl.runner CONFIG.json` the child."""
+"""Run a crawl, or ingest web archives. Scrapy's reactor cannot restart inside one process, so each crawl
+gets a child process: `crawl()` is the importable entry point, `python -m crawl.runner CONFIG.json` the child.
+
+The child runs in its own session so a terminal's Ctrl-C reaches only the parent, which forwards exactly one
+SIGINT (Scrapy: finish requests in flight, publish shards, stop); a second Ctrl-C forwards another (Scrapy:
+stop now; the next run resumes from the journal). The child stops by itself if the parent disappears.
+"""
 
 from __future__ import annotations
 
+import fcntl
+import glob
 import json
+import os
+import shutil
+import signal
 import subprocess
 import sys
+import threading
+import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from corpus.errors import CorpusError
-from corpus.io import atomic_write_json
+from corpus.io import ShardInfo, atomic_write_json, read_manifest, write_manifest
 from crawl.settings import build_settings
+from crawl.stats import summarize
+from crawl.urls import check_url
+
+INTERRUPTED = 130
 
 
-def check_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise CorpusError(f"{url!r}: not an http(s) URL")
-    return url
+def read_seeds(path: str | os.PathLike) -> list[str]:
+    """One URL per line; blank lines and `#` comments are ignored; a bad line names the file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise CorpusError(f"{path}: seeds file does not exist")
+    seeds = []
+    for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        try:
+            seeds.append(check_url(line))
+        except CorpusError as err:
+            raise CorpusError(f"{path}:{number}: {err}") from None
+    return seeds
 
 
 def crawl(
@@ -34,54 +60,288 @@ def crawl(
     output_format: str = "parquet",
     allowed_domains: list[str] | None = None,
     progress: bool = True,
+    allow: list[str] | None = None,
+    deny: list[str] | None = None,
+    sitemaps: bool = True,
+    favor: str = "precision",
+    extract: bool = True,
+    store_html: bool = False,
+    extract_timeout: float | None = None,
+    extract_workers: int | None = None,
+    max_size: int | None = None,
+    warc_out: str | Path | None = None,
+    warc_max_bytes: int | None = None,
+    job_dir: str | Path | None = None,
+    redis_url: str | None = None,
+    redis_key: str = "corpus",
+    overwrite: bool = False,
+    settings: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Crawl from `urls` into `out/data` shards; returns the crawl's stats (also in crawl_stats.json)."""
+    """Crawl from `urls` into `out/data` shards; returns Scrapy's flat stats (also `out/crawl_stats.json`;
+    the summary is `out/stats.json`). Re-running with the same `out` (or `job_dir`) resumes."""
     if not urls:
-        raise CorpusError("give at least one seed URL")
+        raise CorpusError("give at least one seed URL (arguments or --seeds FILE)")
     seeds = [check_url(u) for u in urls]
     out = Path(out)
+    if overwrite and out.exists():
+        shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
+    job_dir = Path(job_dir) if job_dir else out / "_job"
+    job_dir.mkdir(parents=True, exist_ok=True)
     if not obey_robots:
         print("warning: robots.txt is being ignored (--ignore-robots); crawl only sites you may crawl",
               file=sys.stderr)
+    overrides: dict[str, Any] = {
+        "ROBOTSTXT_OBEY": obey_robots,
+        "CORPUS_DEPTH": depth,
+        "CORPUS_OUTPUT": str(out),
+        "CORPUS_FORMAT": output_format,
+        "CORPUS_JOB_DIR": str(job_dir),
+        "CORPUS_EXTRACT_TIMEOUT": extract_timeout,
+        "CORPUS_EXTRACT_WORKERS": extract_workers,
+        "DOWNLOAD_MAXSIZE": max_size,
+        "CORPUS_WARC_DIR": str(warc_out) if warc_out else None,
+        "CORPUS_WARC_MAX_BYTES": warc_max_bytes,
+    }
+    if redis_url:
+        overrides.update({
+            "REDIS_URL": redis_url,
+            "SCHEDULER": "scrapy_redis.scheduler.Scheduler",
+            "DUPEFILTER_CLASS": "scrapy_redis.dupefilter.RFPDupeFilter",
+            "SCHEDULER_PERSIST": True,  # never let the first process to finish wipe the shared frontier
+            "SCHEDULER_QUEUE_KEY": f"{redis_key}:requests",
+            "SCHEDULER_DUPEFILTER_KEY": f"{redis_key}:dupefilter",
+            "CORPUS_REDIS_KEY": redis_key,
+        })
     job = {
         "seeds": seeds,
-        "allowed_domains": allowed_domains,
-        "max_pages": max_pages,
+        "spider": {"allowed_domains": allowed_domains, "max_pages": max_pages, "depth": depth, "allow": allow,
+                   "deny": deny, "sitemaps": sitemaps, "favor": favor, "extract": extract,
+                   "store_html": store_html},
         "progress": progress,
-        "settings": build_settings(
-            fast=fast,
-            contact=contact,
-            ROBOTSTXT_OBEY=obey_robots,
-            DEPTH_LIMIT=depth,
-            CORPUS_OUTPUT=str(out),
-            CORPUS_FORMAT=output_format,
-        ),
+        "parent_pid": os.getpid(),
+        "settings": build_settings(fast=fast, contact=contact, **{**overrides, **(settings or {})}),
     }
-    atomic_write_json(out / "crawl_config.json", job)
-    proc = subprocess.run([sys.executable, "-m", "crawl.runner", str(out / "crawl_config.json")], check=False)
-    if proc.returncode != 0:
-        raise CorpusError(f"crawl failed (exit code {proc.returncode}); see the messages above")
+    from crawl.urls import UrlRules
+
+    UrlRules([], allow, deny)  # bad regexes fail here, as a user error, not in the child
+    config_path = out / "crawl_config.json"
+    atomic_write_json(config_path, job)
+    returncode = _run_and_forward_sigint([sys.executable, "-m", "crawl.runner", str(config_path)])
+    if returncode == 3:
+        raise CorpusError(f"{job_dir}: another crawl is running with this job folder ({_lock_owner(job_dir)})")
+    if returncode == INTERRUPTED:
+        raise KeyboardInterrupt
+    if returncode < 0:
+        raise CorpusError(f"crawl process was killed by signal {-returncode}; run the same command again to resume")
+    if returncode != 0:
+        raise CorpusError(f"crawl failed (exit code {returncode}); see the messages above")
     return json.loads((out / "crawl_stats.json").read_text())
 
 
-def _run_child(config_path: str) -> None:
+def _lock_owner(job_dir: Path) -> str:
+    try:
+        return f"pid {(job_dir / 'lock').read_text().strip()}"
+    except OSError:
+        return "unknown pid"
+
+
+def _run_and_forward_sigint(command: list[str]) -> int:
+    proc = subprocess.Popen(command, start_new_session=True)
+    interrupts = 0
+    while True:
+        try:
+            return proc.wait()
+        except KeyboardInterrupt:
+            interrupts += 1
+            if interrupts == 1:
+                print("\nstopping: finishing pages in flight and publishing shards (Ctrl-C again to stop at once)",
+                      file=sys.stderr)
+            proc.send_signal(signal.SIGINT)
+
+
+# --- the child process ------------------------------------------------------------------------------
+
+
+def _lock(job_dir: Path) -> Any:
+    handle = open(job_dir / "lock", "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        sys.exit(3)
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
+
+
+def _watch_parent(parent_pid: int) -> None:
+    """If the process that started us dies (even by SIGKILL), stop gracefully instead of running orphaned."""
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def _run_child(config_path: str) -> int:
     from scrapy.crawler import CrawlerProcess
 
     from crawl.spiders import SiteSpider
 
     job = json.loads(Path(config_path).read_text())
     settings = dict(job["settings"])
+    job_dir = Path(settings["CORPUS_JOB_DIR"])
+    lock = _lock(job_dir)
+    if job.get("parent_pid"):
+        _watch_parent(job["parent_pid"])
     settings["ITEM_PIPELINES"] = {"crawl.pipelines.ShardPipeline": 300}
     if job.get("progress"):
         settings["EXTENSIONS"] = {"crawl.progress.CrawlProgress": 500}
-        settings["CORPUS_PROGRESS_TOTAL"] = job.get("max_pages")
-    settings["LOG_INSTALL_ROOT_HANDLER"] = True
+        settings["CORPUS_PROGRESS_TOTAL"] = job["spider"].get("max_pages")
+    if settings.get("REDIS_URL"):
+        from scrapy.core.engine import ExecutionEngine
+
+        # An idle process polls the shared queue on the engine's heartbeat (5 s by default); poll faster so
+        # work another process adds is picked up promptly.
+        ExecutionEngine._SLOT_HEARTBEAT_INTERVAL = 0.5  # noqa: SLF001
     process = CrawlerProcess(settings)
-    process.crawl(SiteSpider, seeds=job["seeds"], allowed_domains=job.get("allowed_domains"),
-                  max_pages=job.get("max_pages"))
+    crawler = process.create_crawler(SiteSpider)
+    process.crawl(crawler, seeds=job["seeds"], **job["spider"])
     process.start()
+    flat = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in sorted(crawler.stats.get_stats().items())}
+    out = Path(settings["CORPUS_OUTPUT"])
+    atomic_write_json(out / "crawl_stats.json", flat)
+    atomic_write_json(out / "stats.json", summarize(flat))
+    lock.close()
+    return INTERRUPTED if flat.get("finish_reason") == "shutdown" else 0
+
+
+# --- web archives -----------------------------------------------------------------------------------
+
+
+ARCHIVE_SUFFIXES = (".warc", ".warc.gz", ".wet", ".wet.gz", ".arc", ".arc.gz")
+
+
+def expand_archives(patterns: list[str]) -> list[Path]:
+    """Files named by paths, globs or folders (all archives inside); an empty match is a user error."""
+    found: dict[Path, None] = {}
+    for pattern in patterns:
+        matches = [Path(p) for p in sorted(glob.glob(os.path.expanduser(pattern), recursive=True))]
+        if not matches:
+            raise CorpusError(f"{pattern}: no such file (or no file matches the pattern)")
+        for match in matches:
+            if match.is_dir():
+                for child in sorted(match.rglob("*")):
+                    if child.is_file() and child.name.endswith(ARCHIVE_SUFFIXES):
+                        found.setdefault(child, None)
+            elif match.is_file():
+                found.setdefault(match, None)
+    if not found:
+        raise CorpusError(f"{', '.join(patterns)}: no WARC/WET files found")
+    return list(found)
+
+
+def crawl_archives(
+    inputs: list[str],
+    out: str | Path,
+    *,
+    workers: int | None = None,
+    output_format: str = "parquet",
+    favor: str = "precision",
+    store_html: bool = False,
+    extract_timeout: float = 10.0,
+    max_size: int = 5 * 1024 * 1024,
+    shard_docs: int = 10_000,
+    progress: bool = True,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Ingest WARC (HTML responses -> extraction) and WET (plain text) files into `out/data` shards, one
+    worker process per file at a time. Each finished file leaves a marker, so a rerun skips it; shards of a
+    file that did not finish are removed and the file is read again (every record exactly once)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from crawl.extract import ExtractOptions
+    from crawl.warc import archive_key, ingest_file
+
+    paths = expand_archives(inputs)
+    out = Path(out)
+    if overwrite and out.exists():
+        shutil.rmtree(out)
+    data = out / "data"
+    markers = out / "_job" / "warc"
+    data.mkdir(parents=True, exist_ok=True)
+    markers.mkdir(parents=True, exist_ok=True)
+    options = ExtractOptions(favor=favor, timeout=extract_timeout, keep_html=store_html)
+    results: dict[str, dict[str, Any]] = {}
+    todo = []
+    for path in paths:
+        key = archive_key(path)
+        marker = markers / f"{key}.json"
+        if marker.exists():
+            results[key] = json.loads(marker.read_text())
+            continue
+        for stale in data.glob(f"warc-{key}-*"):
+            stale.unlink()  # a file that did not finish last time is read again from the start
+        todo.append(path)
+    workers = max(1, min(workers or os.cpu_count() or 1, len(todo) or 1))
+    started = time.monotonic()
+    bar = Progress(TextColumn("archives"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[docs]} docs"),
+                   TimeElapsedColumn(), disable=not progress, transient=False)
+    task = bar.add_task("archives", total=len(paths), completed=len(results), docs=0)
+    docs = sum(r["counts"].get("documents", 0) for r in results.values())
+    with bar, ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(ingest_file, str(p), str(data), output_format, options, max_size, shard_docs)
+                   for p in todo]
+        try:
+            for future in as_completed(futures):
+                result = future.result()
+                atomic_write_json(markers / f"{result['key']}.json", result)
+                results[result["key"]] = result
+                docs += result["counts"].get("documents", 0)
+                bar.update(task, advance=1, docs=docs)
+                _write_archive_manifest(data, output_format, results)
+        except KeyboardInterrupt:
+            for future in futures:
+                future.cancel()
+            raise
+    _write_archive_manifest(data, output_format, results)
+    totals: Counter[str] = Counter()
+    for result in results.values():
+        totals.update(result["counts"])
+    flat = {f"corpus/{k}": v for k, v in totals.items()}
+    flat["elapsed_time_seconds"] = time.monotonic() - started
+    flat["finish_reason"] = "finished"
+    summary = {
+        "files": len(paths),
+        "files_failed": [{"path": r["path"], "error": r["error"]} for r in results.values() if r.get("error")],
+        "documents": int(totals.get("documents", 0)),
+        "records": {k[8:]: v for k, v in sorted(totals.items()) if k.startswith("records/")},
+        "extraction_failures": {k[15:]: v for k, v in sorted(totals.items()) if k.startswith("extract_failed/")},
+        "skipped": {k[8:]: v for k, v in sorted(totals.items()) if k.startswith("skipped/")},
+        "charset_repairs": {k[8:]: v for k, v in sorted(totals.items()) if k.startswith("charset/")},
+        "duplicates_skipped": {"documents": int(totals.get("duplicates/document", 0))},
+        "elapsed_seconds": round(flat["elapsed_time_seconds"], 2),
+        "cpu_seconds": round(float(totals.get("cpu_seconds", 0)), 2),
+        "workers": workers,
+    }
+    atomic_write_json(out / "crawl_stats.json", flat)
+    atomic_write_json(out / "stats.json", summary)
+    return summary
+
+
+def _write_archive_manifest(data: Path, fmt: str, results: dict[str, dict[str, Any]]) -> None:
+    shards = [ShardInfo(**s) for r in results.values() for s in r["shards"]]
+    if (data / "manifest.json").exists():  # keep shards of other origins (a crawl into the same folder)
+        shards += [ShardInfo(**s) for s in read_manifest(data).get("shards", []) if not s["name"].startswith("warc-")]
+    write_manifest(data, shards, format=fmt)
 
 
 if __name__ == "__main__":
-    _run_child(sys.argv[1])
+    sys.exit(_run_child(sys.argv[1]))
