@@ -70,8 +70,9 @@ class TermMatcher:
                 words = term_key(term)
                 if words:
                     self.phrases.setdefault(words, value)
-        self.first_words = {k[0] for k in self.phrases}
-        self.longest = max((len(k) for k in self.phrases), default=0)
+        self.longest: dict[str, int] = {}  # first word -> longest phrase starting with it
+        for key in self.phrases:
+            self.longest[key[0]] = max(self.longest.get(key[0], 0), len(key))
         self._pattern = (
             re.compile("|".join(re.escape(s) for s in sorted(self.substrings, key=len, reverse=True)))
             if self.substrings
@@ -93,8 +94,8 @@ class TermMatcher:
         found: list[TermMatch] = []
         i, n = 0, len(words)
         while i < n:
-            if words[i][0] in self.first_words:
-                for size in range(min(self.longest, n - i), 0, -1):
+            if (longest := self.longest.get(words[i][0])) is not None:
+                for size in range(min(longest, n - i), 0, -1):
                     key = tuple(w for w, _, _ in words[i : i + size])
                     if key in self.phrases:
                         found.append(TermMatch(" ".join(key), self.phrases[key], words[i][1], words[i + size - 1][2],
