@@ -22,13 +22,13 @@ import bisect
 import importlib
 import inspect
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from corpus.document import Document
 from corpus.errors import CorpusError
-from corpus.stage import Filter
+from corpus.stage import Filter, RankContext
 from curate.bias import IdentityLexicon, load_lexicon
 from curate.terms import TermMatch, TermMatcher, is_spaceless, tokens
 
@@ -75,6 +75,10 @@ class Scorer:
     name = "scorer"
     default_threshold = 0.5
 
+    def prepare(self) -> None:
+        """Load models and check them once per worker, before any document: a broken setup stops the run
+        instead of turning every document into a stage error."""
+
     def score(self, texts: list[str], languages: Sequence[str | None]) -> list[float]:
         raise NotImplementedError
 
@@ -84,13 +88,18 @@ class ProfanityCheckScorer(Scorer):
 
     name = "profanity_check"
 
+    def prepare(self) -> None:
+        try:
+            import profanity_check  # noqa: F401 - loads its scikit-learn model with joblib at import time
+        except ImportError as err:
+            raise CorpusError("the profanity_check scorer needs: pip install alt-profanity-check") from err
+
     def score(self, texts: list[str], languages: Sequence[str | None]) -> list[float]:
         if not texts:
             return []
-        try:
-            import profanity_check  # loads its scikit-learn model with joblib at import time
-        except ImportError as err:
-            raise CorpusError("the profanity_check scorer needs: pip install alt-profanity-check") from err
+        self.prepare()
+        import profanity_check
+
         return [float(p) for p in profanity_check.predict_prob(texts)]
 
 
@@ -212,12 +221,9 @@ class FastTextScorer(Scorer):
         self.positive = {label if label.startswith("__label__") else f"__label__{label}" for label in labels}
         self.preprocess = preprocess
 
-    def score(self, texts: list[str], languages: Sequence[str | None]) -> list[float]:
-        from curate.classifier import prepare_text
+    def prepare(self) -> Any:
         from curate.fasttext_model import load_model
 
-        if not texts:
-            return []
         model = load_model(self.model_path)
         known = set(model.get_labels())
         if not self.positive & known:
@@ -225,6 +231,14 @@ class FastTextScorer(Scorer):
                 f"{self.model_path}: the model has no label {' or '.join(sorted(self.positive))}; "
                 f"its labels: {', '.join(sorted(known))} (set positive_label)"
             )
+        return model
+
+    def score(self, texts: list[str], languages: Sequence[str | None]) -> list[float]:
+        from curate.classifier import prepare_text
+
+        if not texts:
+            return []
+        model = self.prepare()
         lines = [prepare_text(t) if self.preprocess else t.replace("\n", " ") for t in texts]
         labels, probs = model.predict(lines, k=-1)
         return [
@@ -339,6 +353,14 @@ class ToxicityFilter(Filter):
         if self._classifier is None:
             self._classifier = make_scorer(self.classifier_name, self.classifier_options)
         return self._classifier
+
+    def run(self, docs: Iterable[Document], ctx: RankContext) -> Iterator[Document]:
+        prepare = getattr(self.scorer, "prepare", None)  # custom scorers may not have it
+        if callable(prepare):
+            prepare()
+        if self.mitigate and callable(getattr(self.classifier, "prepare", None)):
+            self.classifier.prepare()
+        return super().run(docs, ctx)
 
     def _count(self, key: str, amount: float = 1) -> None:
         if hasattr(self, "stats"):

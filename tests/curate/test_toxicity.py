@@ -150,9 +150,10 @@ def test_fasttext_scorer_uses_a_trained_classifier(tmp_path: Path) -> None:
     stage = ToxicityFilter(scorer="fasttext", model_path=str(model), granularity="document", threshold=0.5)
     assert stage.keep_batch([Document("a", "You stupid idiot, I hate you"), Document("b", "Lovely garden photos")]) == [
         (False, "toxicity_high_score"), True]
-    wrong_label = ToxicityFilter(scorer="fasttext", model_path=str(model), positive_label="OFF")
+    # A model without the label stops the run with one clear error, rather than failing every document.
+    stage = {"stage": "toxicity", "scorer": "fasttext", "model_path": str(model), "positive_label": "OFF"}
     with pytest.raises(CorpusError, match="no label __label__OFF.*clean, __label__toxic"):
-        wrong_label.scorer.score(["text"], ["en"])
+        run(tmp_path, [Document("a", "some text")], [stage], "wrong-label")
 
 
 def test_custom_scorer_class_plugs_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
