@@ -19,7 +19,7 @@ import yaml
 from corpus.document import Document
 from corpus.errors import CorpusError
 from corpus.stage import RankContext, Transform
-from curate.terms import TermMatcher, is_spaceless, term_key
+from curate.terms import GroupedTermMatcher, TermMatcher, is_spaceless, term_key
 
 
 def lexicons_dir() -> Path:
@@ -73,10 +73,10 @@ class IdentityLexicon:
         self.language = language
         self.groups = groups
         spaceless = is_spaceless(language)
-        self.matchers = {
-            group: TermMatcher({t: sub for sub, terms in subgroups.items() for t in terms}, spaceless)
-            for group, subgroups in groups.items()
-        }
+        self.matcher = GroupedTermMatcher(
+            {group: {t: sub for sub, terms in subgroups.items() for t in terms} for group, subgroups in groups.items()},
+            spaceless,
+        )
         self.pronouns = TermMatcher({t: kind for kind, terms in (pronouns or {}).items() for t in terms}, spaceless)
         self.term_keys = {term_key(t) for subgroups in groups.values() for terms in subgroups.values() for t in terms}
 
@@ -114,11 +114,7 @@ class IdentityLexicon:
         return term_key(term) in self.term_keys
 
     def find(self, text: str) -> list[Mention]:
-        return [
-            Mention(group, m.value, m.term, m.start, m.end)
-            for group, matcher in self.matchers.items()
-            for m in matcher.find(text)
-        ]
+        return [Mention(group, m.value, m.term, m.start, m.end) for group, m in self.matcher.find(text)]
 
     def annotate(self, text: str) -> dict[str, dict[str, int]]:
         """{"identity": {group: n}, "identity_subgroups": {"group/sub": n}, "pronouns": {kind: n}}, zeros left out."""

@@ -26,7 +26,13 @@ def normalise_token(token: str) -> str:
 
 def tokenize(text: str) -> list[tuple[str, int, int]]:
     """(normalised token, start, end) for every word of `text`; offsets point into the original text."""
-    return [(normalise_token(m.group()), m.start(), m.end()) for m in _TOKEN.finditer(text)]
+    if text.isascii():  # NFKC is the identity and case folding is lower() on ASCII: do it once
+        return [(m.group(), m.start(), m.end()) for m in _TOKEN.finditer(text.lower())]
+    return [
+        (t.lower() if t.isascii() else normalise_token(t), m.start(), m.end())
+        for m in _TOKEN.finditer(text)
+        for t in (m.group(),)
+    ]
 
 
 _last: tuple[str, list[tuple[str, int, int]]] | None = None
@@ -123,6 +129,42 @@ class TermMatcher:
         if self.spaceless:
             return sum(1 for c in text if not c.isspace())
         return len(tokens(text))
+
+
+class GroupedTermMatcher:
+    """Several word lists matched in one pass over the words: each list finds its own longest,
+    non-overlapping matches, independently of the others (so one phrase can count for two lists)."""
+
+    def __init__(self, lists: Mapping[str, Mapping[str, Any]], spaceless: bool = False) -> None:
+        self.matchers = {name: TermMatcher(terms, spaceless) for name, terms in lists.items()}
+        self.spaceless = spaceless
+        self.starts: dict[str, list[tuple[str, int, dict[tuple[str, ...], Any]]]] = {}
+        for name, matcher in self.matchers.items():
+            for first, longest in matcher.longest.items():
+                self.starts.setdefault(first, []).append((name, longest, matcher.phrases))
+
+    def find(self, text: str) -> list[tuple[str, TermMatch]]:
+        if self.spaceless:
+            return [(name, m) for name, matcher in self.matchers.items() for m in matcher.find(text)]
+        words = tokens(text)
+        n = len(words)
+        free_from = dict.fromkeys(self.matchers, 0)  # each list's matches must not overlap
+        found: list[tuple[str, TermMatch]] = []
+        for i, (word, start, _) in enumerate(words):
+            candidates = self.starts.get(word)
+            if candidates is None:
+                continue
+            for name, longest, phrases in candidates:
+                if i < free_from[name]:
+                    continue
+                for size in range(min(longest, n - i), 0, -1):
+                    key = tuple(w for w, _, _ in words[i : i + size]) if size > 1 else (word,)
+                    if key in phrases:
+                        found.append((name, TermMatch(" ".join(key), phrases[key], start, words[i + size - 1][2],
+                                                      size)))
+                        free_from[name] = i + size
+                        break
+        return found
 
 
 def is_spaceless(language: str | None) -> bool:
