@@ -52,29 +52,62 @@ def print_table(title: str, rows: list[tuple[str, Any]]) -> None:
 @user_errors
 def crawl(
     urls: Annotated[list[str] | None, typer.Argument(help="Seed URLs.")] = None,
-    out: Annotated[Path, typer.Option("-o", "--out", help="Output folder.")] = Path("runs/crawl"),
+    out: Annotated[Path, typer.Option("-o", "--out", help="Output folder (re-running resumes).")] = Path("runs/crawl"),
     seeds_file: Annotated[Path | None, typer.Option("--seeds", help="File with one seed URL per line.")] = None,
-    max_pages: Annotated[int, typer.Option(help="Stop after this many requests.")] = 100,
-    depth: Annotated[int, typer.Option(help="Follow links at most this deep.")] = 3,
+    from_warc: Annotated[list[str] | None, typer.Option(
+        "--from-warc", help="Ingest WARC/WET files (path, glob or folder; repeatable) instead of crawling.")] = None,
+    max_pages: Annotated[int, typer.Option(help="Page requests at most (0: no limit).")] = 100,
+    depth: Annotated[int, typer.Option(help="Follow links at most this deep (seeds and sitemap pages: 0).")] = 3,
+    domain: Annotated[list[str] | None, typer.Option(
+        "--domain", help="Allowed domain, subdomains included (default: the seeds' hosts).")] = None,
+    allow: Annotated[list[str] | None, typer.Option(help="Follow only URLs matching this regex.")] = None,
+    deny: Annotated[list[str] | None, typer.Option(help="Never follow URLs matching this regex.")] = None,
+    sitemaps: Annotated[bool, typer.Option(help="Discover pages from robots.txt Sitemap: lines and /sitemap.xml.")]
+    = True,
     fast: Annotated[bool, typer.Option("--fast", help="No throttling: only for your own servers.")] = False,
     ignore_robots: Annotated[bool, typer.Option("--ignore-robots", help="Do not obey robots.txt.")] = False,
     contact: Annotated[str | None, typer.Option(help="Contact URL for the User-Agent.")] = None,
+    max_size: Annotated[str | None, typer.Option(help="Largest response (after gzip), e.g. 5M.")] = None,
+    favor: Annotated[str, typer.Option(help="Extraction: precision, balanced or recall.")] = "precision",
+    extract: Annotated[bool, typer.Option(help="Extract text now (--no-extract: keep raw HTML only).")] = True,
+    store_html: Annotated[bool, typer.Option("--store-html", help="Keep each page's HTML in metadata.html.")]
+    = False,
+    extract_timeout: Annotated[float | None, typer.Option(help="Seconds per page before extraction gives up.")]
+    = None,
+    extract_workers: Annotated[int | None, typer.Option(help="Extraction processes (0: in the crawler).")] = None,
+    workers: Annotated[int | None, typer.Option(help="--from-warc: files read in parallel.")] = None,
+    warc_out: Annotated[Path | None, typer.Option(help="Also write every response to WARC files here.")] = None,
+    warc_max_size: Annotated[str | None, typer.Option(help="Rotate WARC files at this size, e.g. 1G.")] = None,
+    job_dir: Annotated[Path | None, typer.Option(help="Resume state (default OUT/_job).")] = None,
+    redis_url: Annotated[str | None, typer.Option(help="Share one frontier with other crawlers via Redis.")] = None,
+    redis_key: Annotated[str, typer.Option(help="Name of the shared crawl in Redis.")] = "corpus",
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Delete OUT first instead of resuming.")] = False,
+    setting: Annotated[list[str] | None, typer.Option("--setting", "-s", help="Scrapy setting KEY=VALUE.")] = None,
     output_format: Annotated[str, typer.Option("--format", help="parquet, jsonl or jsonl.gz")] = "parquet",
 ) -> None:
-    """Crawl pages from seed URLs, extract their main text, write shards."""
-    from crawl.runner import crawl as run_crawl
+    """Crawl pages from seed URLs (or read web archives), extract their main text, write shards."""
+    from crawl.command import run
 
-    seeds = list(urls or [])
-    if seeds_file is not None:
-        if not seeds_file.exists():
-            raise CorpusError(f"{seeds_file}: seeds file does not exist")
-        lines = (line.strip() for line in seeds_file.read_text().splitlines())
-        seeds += [line for line in lines if line and not line.startswith("#")]
-    stats = run_crawl(seeds, out, max_pages=max_pages, depth=depth, fast=fast, obey_robots=not ignore_robots,
-                      contact=contact, output_format=output_format)
-    print_table("crawl", [("pages fetched", stats.get("downloader/response_count", 0)),
-                          ("documents written", stats.get("corpus/documents", 0)),
-                          ("output", out / "data")])
+    run(list(urls or []), out, seeds_file=seeds_file, from_warc=from_warc, workers=workers, max_size=max_size,
+        warc_max_size=warc_max_size, setting=setting, max_pages=max_pages or None, depth=depth,
+        allowed_domains=domain, allow=allow, deny=deny, sitemaps=sitemaps, fast=fast,
+        obey_robots=not ignore_robots, contact=contact, favor=favor, extract=extract, store_html=store_html,
+        extract_timeout=extract_timeout, extract_workers=extract_workers, warc_out=warc_out, job_dir=job_dir,
+        redis_url=redis_url, redis_key=redis_key, overwrite=overwrite, output_format=output_format)
+
+
+def _print_presets(value: bool) -> None:
+    if not value:
+        return
+    from corpus.config import list_presets, presets_dir, read_yaml
+
+    table = Table(title="presets (corpus curate IN -o OUT --preset NAME)")
+    table.add_column("name")
+    table.add_column("description")
+    for name in list_presets():
+        table.add_row(name, str(read_yaml(presets_dir() / f"{name}.yaml").get("description", "")))
+    Console().print(table)
+    raise typer.Exit(0)
 
 
 @app.command()
@@ -89,8 +122,17 @@ def curate(
     strict: Annotated[bool, typer.Option("--strict", help="Stop at the first bad record or stage error.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Delete OUT first instead of resuming.")] = False,
     plan: Annotated[bool, typer.Option("--plan", help="Print dedup memory/disk needs and S-curve.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Report what would be removed, with samples "
+                                          "per reason; write no shards.")] = False,
+    samples: Annotated[int, typer.Option(help="Dry run: rejected documents shown per reason.")] = 3,
+    limit: Annotated[int | None, typer.Option(help="Read at most N documents per input shard.")] = None,
+    list_presets: Annotated[bool, typer.Option("--list-presets", is_eager=True, callback=_print_presets,
+                                               help="List the named pipelines and exit.")] = False,
 ) -> None:
-    """Run a curation pipeline over shards: kept shards, rejected shards with reasons, stats.json."""
+    """Run a curation pipeline over shards: kept shards, rejected shards with reasons, stats.json.
+
+    Resumable: run the same command again after a crash or Ctrl-C and finished shards are not redone.
+    """
     from corpus.config import load_config
     from corpus.executors import LocalExecutor
 
@@ -100,9 +142,20 @@ def curate(
 
         show_plan(pipeline, input, workers)
         return
+    if dry_run:
+        stats = LocalExecutor(workers=workers, strict=strict).run(pipeline, input, out, dry_run=True,
+                                                                   samples=samples, limit=limit)
+        print_curate_summary(stats)
+        print_dry_run_samples(stats)
+        out.mkdir(parents=True, exist_ok=True)
+        from corpus.io import atomic_write_json
+
+        atomic_write_json(out / "dry_run.json", stats)
+        console.print(f"dry run: no shards written; report in {out / 'dry_run.json'}")
+        return
     if overwrite and out.exists():
         shutil.rmtree(out)
-    stats = LocalExecutor(workers=workers, strict=strict).run(pipeline, input, out)
+    stats = LocalExecutor(workers=workers, strict=strict).run(pipeline, input, out, limit=limit)
     print_curate_summary(stats)
 
 
@@ -117,15 +170,36 @@ def print_curate_summary(stats: dict[str, Any]) -> None:
             table.add_row(stage["id"], str(int(c.get("in", 0))), str(int(c.get("kept", 0))), reasons,
                           f"{c.get('seconds', 0):.2f}")
     Console().print(table)
-    if stats.get("malformed"):
-        console.print(f"[yellow]{stats['malformed']} malformed input record(s) quarantined[/yellow] "
-                      f"under {stats['output']}/quarantine/, e.g. {stats['quarantined'][0]}")
+    where = "" if stats.get("dry_run") else f" under {stats['output']}/quarantine/"
+    if stats.get("malformed") or stats.get("empty_files"):
+        files = stats.get("quarantined_per_file", {})
+        listed = ", ".join(f"{name} ({n})" for name, n in list(files.items())[:5])
+        more = f" and {len(files) - 5} more file(s)" if len(files) > 5 else ""
+        console.print(f"[yellow]{stats.get('malformed', 0)} malformed record(s), {stats.get('empty_files', 0)} "
+                      f"empty file(s) quarantined[/yellow]{where}: {listed}{more}; first: {stats['quarantined'][0]}",
+                      highlight=False, soft_wrap=True)
     if stats.get("errors"):
-        console.print(f"[yellow]{stats['errors']} stage error(s)[/yellow] recorded under {stats['output']}/errors/")
+        where = "" if stats.get("dry_run") else f" recorded under {stats['output']}/errors/"
+        console.print(f"[yellow]{stats['errors']} stage error(s)[/yellow]{where}")
     if stats.get("audit"):
         from curate.audit import print_audit
 
         print_audit(stats["audit"])
+
+
+def print_dry_run_samples(stats: dict[str, Any]) -> None:
+    """A few rejected documents per stage and reason, with the signals that decided."""
+    for key, docs in stats.get("samples", {}).items():
+        table = Table(title=f"would remove: {key}", show_lines=True)
+        table.add_column("id")
+        table.add_column("text", overflow="fold", max_width=80)
+        table.add_column("signals", overflow="fold", max_width=40)
+        for doc in docs:
+            meta = doc["metadata"]
+            signals = {**{k: meta[k] for k in ("language", "language_score") if k in meta}, **meta.get("signals", {})}
+            shown = ", ".join(f"{k}={v}" for k, v in list(signals.items())[-6:])
+            table.add_row(doc["id"], doc["text"][:300], shown)
+        Console().print(table)
 
 
 @train_app.command("pretrain")

@@ -212,7 +212,17 @@ def process_page(body: bytes, content_type: str | None, url: str, options: Extra
 # --- a pool of extraction processes -----------------------------------------------------------------
 
 
-def _worker_init(parent_pid: int) -> None:
+WARM_UP = (b"<html><head><title>t</title></head><body><article><p>" + b"Warm-up text for the extractor. " * 20
+           + b"</p></article></body></html>")
+
+
+def warm_up(options: ExtractOptions) -> None:
+    """trafilatura and htmldate build lookup tables on first use (~0.5 s); pay that before the first page."""
+    if options.extract:
+        process_page(WARM_UP, "text/html", "http://localhost/", options, want_links=True)
+
+
+def _worker_init(parent_pid: int, options: ExtractOptions) -> None:
     """Pool workers ignore Ctrl-C (the crawler shuts down gracefully) and exit when the crawler dies."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
@@ -223,6 +233,7 @@ def _worker_init(parent_pid: int) -> None:
                 os._exit(1)
 
     threading.Thread(target=watch, daemon=True).start()
+    warm_up(options)
 
 
 class ExtractorPool:
@@ -237,12 +248,14 @@ class ExtractorPool:
         self.workers = max(0, workers)
         self.options = options
         self._executor: ProcessPoolExecutor | None = None
+        if self.workers == 0:
+            warm_up(options)
 
     def _pool(self) -> ProcessPoolExecutor:
         if self._executor is None:
             self._executor = ProcessPoolExecutor(
                 self.workers, mp_context=multiprocessing.get_context("spawn"),
-                initializer=_worker_init, initargs=(os.getpid(),),
+                initializer=_worker_init, initargs=(os.getpid(), self.options),
             )
         return self._executor
 

@@ -151,8 +151,9 @@ class SiteSpider(scrapy.Spider):
         self.requested += 1
         return True
 
-    def schedule(self, url: str, depth: int) -> scrapy.Request | None:
-        """A request for `url` if it is new, in scope, within depth and within budget; else counted."""
+    def schedule(self, url: str, depth: int, seed: bool = False) -> scrapy.Request | None:
+        """A request for `url` if it is new, in scope, within depth and within budget; else counted.
+        Seeds skip the --allow/--deny patterns (the user named them) but not the domain rule."""
         stats = self.crawler.stats
         try:
             url = canonicalize(url)
@@ -163,7 +164,7 @@ class SiteSpider(scrapy.Spider):
             stats.inc_value("corpus/duplicates/url")
             return None
         verdict = self.rules.verdict(url)
-        if verdict is not None:
+        if verdict is not None and not (seed and verdict != "offsite"):
             self.seen.add(url)
             stats.inc_value(f"corpus/skipped/{verdict}")
             return None
@@ -188,7 +189,7 @@ class SiteSpider(scrapy.Spider):
         for url, depth in pending:
             yield self.page_request(url, depth)
         for url in self.seeds:
-            request = self.schedule(url, 0)
+            request = self.schedule(url, 0, seed=True)
             if request is not None:
                 yield request
         if self.sitemaps:
