@@ -254,6 +254,31 @@ def scorer_rows(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+def summary(result: dict[str, Any]) -> str:
+    f1 = {name: r["olid_test"]["macro_f1"] for name, r in result["scorers"].items()}
+    best = max(f1, key=f1.get)
+    default = result["scorers"][best]["olid_test_default_threshold"]["macro_f1"]
+    n = result["counts"]["olid_test"]
+    return (f"Best scorer on OLID test: `{best}`, macro-F1 {f1[best]:.3f} (goal: at least 0.75; published "
+            f"OffensEval 2019 sub-task A systems reach 0.70-0.83; {default:.3f} at its default threshold). "
+            f"Our OLID test copy has {n} tweets, so differences of about 0.02 are within noise. Word lists "
+            "are fast but blunt: C4's list finds under a third of OLID's offensive tweets.")
+
+
+def worst_clean(runs: dict[str, Any]) -> str:
+    """One sentence per filter: the group whose non-offensive tweets it removes most, relative to all."""
+    parts = []
+    for name, run in runs.items():
+        tally = run["clean_removed"]
+        bk, bn = tally["__all__"]
+        groups = [(k / n / (bk / bn), g, k / n) for g, (k, n) in tally.items() if g != "__all__" and n >= 20 and bk]
+        if groups:
+            ratio, group, rate = max(groups)
+            parts.append(f"{name}: {group} ({rate:.0%}, ×{ratio:.2f})")
+    return ("Per filter, the group whose non-offensive tweets it removes most relative to all non-offensive "
+            "tweets: " + "; ".join(parts) + ".")
+
+
 def write_docs(result: dict[str, Any], runs: dict[str, Any], command: str) -> Path:
     """Replace (or append) our section of docs/benchmarks.md, leaving the others alone."""
     path = ROOT / "docs" / "benchmarks.md"
@@ -273,6 +298,7 @@ def write_docs(result: dict[str, Any], runs: dict[str, Any], command: str) -> Pa
         f"({c['davidson_offensive']:,}), scored at the OLID thresholds. The profanity-check model was very "
         "likely trained on Davidson's tweets: its Davidson ROC-AUC is reported, not an evaluation.", "",
         *markdown(*scorer_rows(result)), "",
+        summary(result), "",
         "### Disparate-impact audit on Davidson's tweets",
         "",
         "Each tweet is a document run through the real pipeline (`normalize`, `bias`, `toxicity` as a filter, "
@@ -287,6 +313,7 @@ def write_docs(result: dict[str, Any], runs: dict[str, Any], command: str) -> Pa
         "that it should not, per group.", "",
         *markdown(*clean_table(runs)), "",
         f"Gendered pronoun ratio (he/him/his per she/her), before → after: {pronouns}.", "",
+        worst_clean(runs), "",
     ]
     section = "\n".join(lines)
     start = text.find(SECTION + "\n")

@@ -17,11 +17,24 @@ from curate.bias import BiasAnnotator, IdentityLexicon, lexicon_languages, load_
 REQUIRED_GROUPS = {"gender", "sexual_orientation", "religion", "race_ethnicity", "nationality", "disability", "age"}
 
 
-def test_bundled_english_lexicon_covers_the_required_groups() -> None:
-    assert "en" in lexicon_languages()
-    lexicon = load_lexicon("en")
+@pytest.mark.parametrize("language", ["en", "fr", "de", "es"])
+def test_bundled_lexicons_cover_the_required_groups(language: str) -> None:
+    assert language in lexicon_languages()
+    lexicon = load_lexicon(language)
     assert lexicon is not None and REQUIRED_GROUPS <= set(lexicon.group_names)
     assert all(len(subs) >= 2 for subs in lexicon.groups.values())
+
+
+@pytest.mark.parametrize(("language", "text", "groups"), [
+    ("fr", "Les femmes noires et les réfugiés musulmans ; les pages blanches.",
+     {"gender": 1, "race_ethnicity": 1, "nationality": 1, "religion": 1}),
+    ("de", "Schwarze Menschen, Muslime und Menschen mit Behinderung.",
+     {"race_ethnicity": 1, "religion": 1, "disability": 1}),
+    ("es", "Las mujeres indígenas y las personas mayores; el perro negro.",
+     {"gender": 1, "race_ethnicity": 1, "age": 1}),
+])
+def test_other_languages_count_mentions(language: str, text: str, groups: dict[str, int]) -> None:
+    assert load_lexicon(language).annotate(text)["identity"] == groups
 
 
 def test_mentions_are_counted_per_group_on_word_boundaries() -> None:
