@@ -36,6 +36,7 @@ from corpus.stage import BARRIER, Barrier, RankContext, Stage
 KEEP_POLICIES = ("first", "longest", "quality")
 MERGE_MEMORY = 64 << 20  # bytes of run entries the merge holds at once, across all runs
 VerifyFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
+VerifierFactory = Callable[[list["Part"]], VerifyFn]
 
 
 # --- small file helpers --------------------------------------------------------------------------
@@ -334,10 +335,14 @@ def build_clusters(
     keep: str,
     index: DedupIndex | None = None,
     own_segment: str | None = None,
-    verify: VerifyFn | None = None,
+    verifier: VerifierFactory | None = None,
     memory: int = MERGE_MEMORY,
 ) -> dict[str, Any]:
-    """Merge every rank's runs band by band, link shared keys, choose keepers, write per-rank decisions."""
+    """Merge every rank's runs band by band, link shared keys, choose keepers, write per-rank decisions.
+
+    With `verifier`, a candidate pair is linked only if the function it builds (over all parts, this
+    run's and the index's) accepts it; otherwise every pair sharing a key is linked.
+    """
     parts: list[Part] = []
     base = 0
     lengths, scores = [], []
@@ -356,6 +361,7 @@ def build_clusters(
         base += sum(p.size for p in old_parts)
     total = base
     runs = [p.run() for p in parts]
+    verify = verifier(parts) if verifier is not None else None
     uf = UnionFind(total)
     stats = {"candidate_pairs": 0, "verified_pairs": 0, "false_positive_pairs": 0}
     failed: set[tuple[int, int]] = set()
@@ -366,7 +372,7 @@ def build_clusters(
             if verify is None:
                 uf.union_many(u, v)
             else:
-                _verify_and_link(uf, u, v, new_total, verify, failed, stats)
+                _verify_and_link(uf, u, v, verify, failed, stats)
     roots = uf.roots()
     sizes = np.bincount(roots, minlength=total)
     members = np.flatnonzero(sizes[roots] > 1)
@@ -401,9 +407,9 @@ def build_clusters(
     }
 
 
-def _verify_and_link(uf: UnionFind, u: np.ndarray, v: np.ndarray, new_total: int, verify: VerifyFn,
+def _verify_and_link(uf: UnionFind, u: np.ndarray, v: np.ndarray, verify: VerifyFn,
                      failed: set[tuple[int, int]], stats: dict[str, int]) -> None:
-    """Link only pairs whose exact similarity passes; pairs already connected need no check."""
+    """Link only pairs the verifier accepts; pairs already connected need no check."""
     if not len(u):
         return
     differ = uf.find_many(u) != uf.find_many(v)
@@ -412,12 +418,8 @@ def _verify_and_link(uf: UnionFind, u: np.ndarray, v: np.ndarray, new_total: int
         return
     pairs = np.unique(np.stack([np.minimum(u, v), np.maximum(u, v)], axis=1), axis=0)
     pairs = np.array([p for p in pairs.tolist() if tuple(p) not in failed], dtype=np.int64).reshape(-1, 2)
-    # Index documents have no stored shingles: a pair with one is accepted on its MinHash evidence.
-    both_new = (pairs[:, 0] < new_total) & (pairs[:, 1] < new_total)
-    ok = np.ones(len(pairs), dtype=bool)
-    if both_new.any():
-        ok[both_new] = verify(pairs[both_new, 0], pairs[both_new, 1])
-    stats["verified_pairs"] += int(both_new.sum())
+    ok = verify(pairs[:, 0], pairs[:, 1])
+    stats["verified_pairs"] += len(pairs)
     for (a, b), good in zip(pairs.tolist(), ok.tolist(), strict=True):
         if good:
             uf.union(a, b)
@@ -493,11 +495,12 @@ class KeyDedup(Stage):
         """Everything that changes the keys; an index made with other values cannot be reused."""
         return {"kind": self.kind, "bands": self.bands}
 
-    def verifier(self, ctx: RankContext) -> VerifyFn | None:
+    def verifier(self) -> VerifierFactory | None:
+        """Builds the exact check of candidate pairs from the parts (MinHash's `verify`); None: no check."""
         return None
 
     def on_signatures_start(self, ctx: RankContext) -> None:
-        """Hook before a rank's first batch (MinHash resets the shingle sets it keeps for verification)."""
+        """Hook before a rank's first batch (MinHash opens the file its shingle sets go to)."""
 
     def on_signatures_done(self, ctx: RankContext) -> None:
         pass
@@ -557,7 +560,7 @@ class ClusterFilter(Stage):
             index.check_params(write=parent.update_index)
         summary = run_once(folder / "clusters", lambda: build_clusters(
             folder / "sig", folder / "clusters", ctx.world_size, parent.bands, parent.keep,
-            index=index, own_segment=self._segment(ctx), verify=parent.verifier(ctx)))
+            index=index, own_segment=self._segment(ctx), verifier=parent.verifier()))
         stats = ctx.stats_for(self)
         if ctx.rank == 0:  # the once-only step's counters, reported exactly once whoever ran it
             for key, value in summary.items():
@@ -612,5 +615,23 @@ def _write_segment_part(index: DedupIndex, segment: str, sig_folder: Path, ctx: 
     save_npz(folder / f"{name}.docs.npz", lengths=docs["lengths"][kept], scores=docs["scores"][kept])
     atomic_write_bytes(folder / f"{name}.ids.json",
                        json.dumps([i for i, k in zip(ids, kept.tolist(), strict=True) if k]).encode())
+    if (sig_folder / f"{name}.shingle_offsets.npy").exists():
+        _copy_shingles(sig_folder, folder, name, kept)
     save_npy(folder / f"{name}.pos.npy", pos)
     save_npy(folder / f"{name}.keys.npy", keys)
+
+
+def _copy_shingles(source: Path, target: Path, name: str, kept: np.ndarray) -> None:
+    """Keep the shingle sets of kept documents in the index, so later runs can verify against them."""
+    offsets = np.load(source / f"{name}.shingle_offsets.npy")
+    shingles = np.memmap(source / f"{name}.shingles.u32", dtype=np.uint32, mode="r") if offsets[-1] else None
+    lengths = np.diff(offsets)[kept]
+    new_offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=new_offsets[1:])
+    tmp = target / f".{name}.shingles.u32.tmp-{os.getpid()}"
+    with open(tmp, "wb") as handle:
+        for doc in np.flatnonzero(kept).tolist():
+            if shingles is not None and offsets[doc + 1] > offsets[doc]:
+                handle.write(np.asarray(shingles[offsets[doc] : offsets[doc + 1]]).tobytes())
+    os.replace(tmp, target / f"{name}.shingles.u32")
+    save_npy(target / f"{name}.shingle_offsets.npy", new_offsets)

@@ -1,9 +1,9 @@
 """MinHash near-duplicate removal with LSH: signatures -> bucketing -> union-find -> filter.
 
-Signatures are datasketch MinHash signatures (its `affine32` scheme and permutation parameters, so
-`datasketch.MinHash(num_perm, seed, hashfunc=lambda x: x)` fed the same shingle hashes gives the same
-values, and `signature_minhash()` turns a row into a `LeanMinHash`), computed for a whole batch of
-documents at once with numpy instead of one `update_batch` per document.
+Signatures are datasketch MinHash signatures (its default `affine32` scheme and permutation
+parameters: `datasketch.MinHash(num_perm, seed, hashfunc=lambda x: x)` fed the same shingle hashes
+holds the same values, and `signature_minhash()` turns a row into a `LeanMinHash`), computed for a
+whole batch of documents at once with numpy instead of one `update_batch` call per document.
 
 Shingles are word n-grams (`ngram`, default 5) or, for languages written without spaces, character
 n-grams (`char_ngram`); `shingle: auto` picks per document from its detected language (or from how
@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import math
+import os
 import re
 from functools import cache
 from pathlib import Path
@@ -29,7 +30,7 @@ import numpy as np
 
 from corpus.document import Document
 from corpus.stage import RankContext
-from curate.dedup_index import KeyDedup, VerifyFn, save_npy
+from curate.dedup_index import KeyDedup, Part, VerifierFactory, save_npy
 from curate.text import NO_SPACE_LANGUAGES
 
 SHINGLES = ("auto", "word", "char")
@@ -123,28 +124,44 @@ def shingle_hashes(texts: list[str], n: int, char: bool = False) -> tuple[np.nda
 
 @cache
 def permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """datasketch's permutation parameters (a, b) for the affine32 scheme."""
-    from datasketch import MinHash
+    """datasketch's permutation parameters (a, b) for its affine32 scheme, made the way it makes them.
 
-    a, b = MinHash(num_perm=num_perm, seed=seed, scheme="affine32").permutations
-    return np.ascontiguousarray(a, dtype=np.uint32), np.ascontiguousarray(b, dtype=np.uint32)
+    Generated here rather than read from `datasketch.MinHash(...).permutations` because importing
+    datasketch costs about two seconds per worker process (it pulls in scipy); the tests check that
+    both agree bit for bit.
+    """
+    gen = np.random.RandomState(seed)
+    a = gen.randint(0, 1 << 31, num_perm, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
+    b = gen.randint(0, 1 << 32, num_perm, dtype=np.uint32)
+    return a, b
 
 
-def signatures(hashes: np.ndarray, offsets: np.ndarray, num_perm: int, seed: int = 1) -> np.ndarray:
+def _fmix32(h: np.ndarray) -> np.ndarray:
+    """MurmurHash3's 32-bit finaliser, which datasketch's affine32 scheme applies to every input hash."""
+    h = h ^ (h >> np.uint32(16))
+    h = h * np.uint32(0x85EBCA6B)
+    h = h ^ (h >> np.uint32(13))
+    h = h * np.uint32(0xC2B2AE35)
+    return h ^ (h >> np.uint32(16))
+
+
+def signatures(hashes: np.ndarray, offsets: np.ndarray, num_perm: int, seed: int = 1,
+               used: int | None = None) -> np.ndarray:
     """MinHash signatures (documents x num_perm, uint32) of the shingle hashes of many documents.
 
     Bit-identical to datasketch's `MinHash(num_perm, seed, scheme="affine32")` updated with the same
-    hashes; a document without shingles gets the all-max "empty" signature datasketch uses.
+    hashes; a document without shingles gets the all-max "empty" signature datasketch uses. With
+    `used`, only the first `used` values are computed (what LSH with bands x rows < num_perm reads).
     """
-    from datasketch.minhash import _fmix
-
     a, b = permutations(num_perm, seed)
+    if used is not None:
+        a, b, num_perm = a[:used], b[:used], used
     docs = len(offsets) - 1
     out = np.full((docs, num_perm), _EMPTY, dtype=np.uint32)
     nonempty = np.diff(offsets) > 0
     if not nonempty.any():
         return out
-    mixed = _fmix(hashes.astype(np.uint32, copy=False), 32)
+    mixed = _fmix32(hashes.astype(np.uint32, copy=False))
     starts = offsets[:-1][nonempty]
     row = np.empty(len(mixed), dtype=np.uint32)
     block = np.empty((len(starts), num_perm), dtype=np.uint32)
@@ -251,7 +268,7 @@ class MinhashDedup(KeyDedup):
         seed: int = 1,
         keep: str = "first",
         quality_key: str | None = "quality_score",
-        verify: bool = False,
+        verify: bool = True,
         index_dir: str | None = None,
         update_index: bool = True,
         batch_size: int = 256,
@@ -271,7 +288,8 @@ class MinhashDedup(KeyDedup):
         self.ngram, self.shingle, self.char_ngram, self.seed = ngram, shingle, char_ngram, seed
         self.verify = verify
         self.batch_size = batch_size
-        self._shingle_sets: list[np.ndarray] = []
+        self._shingle_file: Any = None
+        self._shingle_counts: list[np.ndarray] = []
 
     def key_params(self) -> dict[str, Any]:
         return {**super().key_params(), "rows": self.rows, "num_perm": self.num_perm, "seed": self.seed,
@@ -308,58 +326,104 @@ class MinhashDedup(KeyDedup):
 
     def make_keys(self, docs: list[Document], ctx: RankContext) -> tuple[np.ndarray, np.ndarray | None]:
         hashes, offsets = self.shingles(docs)
-        sigs = signatures(hashes, offsets, self.num_perm, self.seed)
-        if self.verify:
-            self._shingle_sets.extend(np.unique(hashes[offsets[i] : offsets[i + 1]]) for i in range(len(docs)))
+        # Only the first bands x rows of the num_perm datasketch permutations are ever used.
+        sigs = signatures(hashes, offsets, self.num_perm, self.seed, used=self.bands * self.rows)
+        if self._shingle_file is not None:
+            sets, counts = distinct_per_document(hashes, offsets)
+            self._shingle_file.write(sets.tobytes())
+            self._shingle_counts.append(counts)
         # Documents without a single shingle (empty, or only punctuation) are left to exact dedup.
         return band_keys(sigs, self.bands, self.rows), np.diff(offsets) > 0
 
+    def _shingle_path(self, ctx: RankContext) -> Path:
+        return self.folder(ctx) / "sig" / f"{ctx.rank:05d}.shingles.u32"
+
     def on_signatures_start(self, ctx: RankContext) -> None:
-        self._shingle_sets = []
+        """With `verify`, each document's distinct shingle hashes stream to a file as batches go by."""
+        self._shingle_counts = []
+        self._shingle_file = None
+        if self.verify:
+            path = self._shingle_path(ctx)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._shingle_file = open(path.with_name(f".{path.name}.tmp-{os.getpid()}"), "wb")
 
     def on_signatures_done(self, ctx: RankContext) -> None:
-        if not self.verify:
+        if self._shingle_file is None:
             return
-        folder = self.folder(ctx) / "sig"
-        sets, self._shingle_sets = self._shingle_sets, []
-        offsets = np.zeros(len(sets) + 1, dtype=np.int64)
-        np.cumsum([len(s) for s in sets], out=offsets[1:])
-        save_npy(folder / f"{ctx.rank:05d}.shingle_offsets.npy", offsets)
-        save_npy(folder / f"{ctx.rank:05d}.shingles.npy",
-                 np.concatenate(sets) if sets else np.zeros(0, np.uint32))
+        handle, self._shingle_file = self._shingle_file, None
+        handle.close()
+        path = self._shingle_path(ctx)
+        os.replace(handle.name, path)
+        counts = np.concatenate(self._shingle_counts) if self._shingle_counts else np.zeros(0, np.int64)
+        offsets = np.zeros(len(counts) + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        save_npy(path.with_name(f"{ctx.rank:05d}.shingle_offsets.npy"), offsets)
 
-    def verifier(self, ctx: RankContext) -> VerifyFn | None:
+    def verifier(self) -> VerifierFactory | None:
         if not self.verify:
             return None
-        return ExactJaccard(self.folder(ctx) / "sig", ctx.world_size, self.threshold)
+        threshold = self.threshold
+        return lambda parts: ExactJaccard(parts, threshold)
+
+
+def distinct_per_document(hashes: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each document's distinct shingle hashes, sorted and concatenated, and how many each has."""
+    docs = len(offsets) - 1
+    owner = np.repeat(np.arange(docs), np.diff(offsets))
+    order = np.lexsort((hashes, owner))
+    h, d = hashes[order], owner[order]
+    first = np.ones(len(h), dtype=bool)
+    first[1:] = (h[1:] != h[:-1]) | (d[1:] != d[:-1])
+    return h[first].astype(np.uint32), np.bincount(d[first], minlength=docs)
 
 
 class ExactJaccard:
-    """Checks candidate pairs against their exact shingle-set Jaccard similarity (memory-mapped sets)."""
+    """Accepts a candidate pair when the exact Jaccard similarity of the two shingle sets reaches the
+    threshold. Sets are memory-mapped per part (this run's ranks and the index); a pair with a document
+    whose part kept no sets (an index built without `verify`) is accepted on its MinHash evidence."""
 
-    def __init__(self, folder: Path, world_size: int, threshold: float) -> None:
-        self.threshold = threshold
-        self.sets = [np.load(folder / f"{r:05d}.shingles.npy", mmap_mode="r") for r in range(world_size)]
-        self.offsets = [np.load(folder / f"{r:05d}.shingle_offsets.npy") for r in range(world_size)]
-        self.bases = np.zeros(world_size + 1, dtype=np.int64)
-        np.cumsum([len(o) - 1 for o in self.offsets], out=self.bases[1:])
+    def __init__(self, parts: list[Part], threshold: float) -> None:
+        self.parts, self.threshold = parts, threshold
+        self.bases = np.array([p.base for p in parts], dtype=np.int64)
+        self._open: dict[int, tuple[np.ndarray, np.ndarray] | None] = {}
 
-    def shingles(self, g: int) -> np.ndarray:
-        rank = int(np.searchsorted(self.bases, g, side="right") - 1)
-        local = g - self.bases[rank]
-        offsets = self.offsets[rank]
-        return np.asarray(self.sets[rank][offsets[local] : offsets[local + 1]])
+    def _sets(self, index: int) -> tuple[np.ndarray, np.ndarray] | None:
+        if index not in self._open:
+            part = self.parts[index]
+            offsets_path = part.folder / f"{part.name}.shingle_offsets.npy"
+            if not offsets_path.exists():
+                self._open[index] = None
+            else:
+                offsets = np.load(offsets_path)
+                data = (np.memmap(part.folder / f"{part.name}.shingles.u32", dtype=np.uint32, mode="r")
+                        if offsets[-1] else np.zeros(0, np.uint32))
+                self._open[index] = (data, offsets)
+        return self._open[index]
 
-    def jaccard(self, a: int, b: int) -> float:
+    def shingles(self, g: int) -> np.ndarray | None:
+        index = int(np.searchsorted(self.bases, g, side="right") - 1)
+        found = self._sets(index)
+        if found is None:
+            return None
+        data, offsets = found
+        local = g - self.parts[index].base
+        return np.asarray(data[offsets[local] : offsets[local + 1]])
+
+    def jaccard(self, a: int, b: int) -> float | None:
         x, y = self.shingles(a), self.shingles(b)
+        if x is None or y is None:
+            return None
         if not len(x) or not len(y):
             return 0.0
         inter = len(np.intersect1d(x, y, assume_unique=True))
         return inter / (len(x) + len(y) - inter)
 
     def __call__(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
-        return np.array([self.jaccard(a, b) >= self.threshold for a, b in zip(u.tolist(), v.tolist(), strict=True)],
-                        dtype=bool)
+        result = []
+        for a, b in zip(u.tolist(), v.tolist(), strict=True):
+            j = self.jaccard(a, b)
+            result.append(j is None or j >= self.threshold)
+        return np.array(result, dtype=bool)
 
 
 def main(argv: list[str] | None = None) -> None:

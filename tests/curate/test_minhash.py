@@ -14,6 +14,7 @@ from curate.minhash import (
     candidate_probability,
     choose_bands,
     format_s_curve,
+    permutations,
     shingle_hashes,
     signature_minhash,
     signatures,
@@ -27,6 +28,12 @@ def words(rng: random.Random, n: int) -> list[str]:
 def grams(text: str, n: int = 5) -> set[tuple[str, ...]]:
     w = text.lower().split()
     return {tuple(w[i : i + n]) for i in range(max(1, len(w) - n + 1))}
+
+
+def test_permutations_are_datasketchs() -> None:
+    reference = MinHash(num_perm=128, seed=7, scheme="affine32").permutations
+    a, b = permutations(128, 7)
+    assert np.array_equal(reference[0], a) and np.array_equal(reference[1], b)
 
 
 def test_signatures_are_datasketch_minhash_computed_in_batch() -> None:
