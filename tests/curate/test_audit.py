@@ -123,7 +123,7 @@ def test_toxicity_preset_audits_without_removing_anything(tmp_path: Path) -> Non
     assert stats["documents_kept"] == 10 and stats["documents_rejected"] == 0
     tagged = row(stats["audit"], "toxicity", "tagged")
     assert tagged["removed"] == 5 and tagged["groups"]["sexual_orientation"]["ratio"] == pytest.approx(2.0)
-    assert [s["id"] for s in stats["jobs"][0]["stages"]] == ["normalize", "bias", "toxicity", "audit"]
+    assert [s["id"] for s in stats["jobs"][0]["stages"]] == ["normalize", "lang", "bias", "toxicity", "audit"]
 
 
 def test_audit_parameters_are_validated(tmp_path: Path) -> None:

@@ -60,6 +60,18 @@ def test_profanity_check_model_separates_offensive_from_clean() -> None:
     assert scores[0] > 0.9 > 0.2 > scores[1]
 
 
+def test_english_model_leaves_other_languages_unjudged() -> None:
+    stage = ToxicityFilter(scorer="profanity_check", threshold=0.5)
+    french = Document("fr", "Quelle merde, putain de bordel de merde.", {"language": "fr"})
+    english = Document("en", "What the fuck is this shit.", {"language": "en"})
+    assert stage.keep_batch([french, english]) == [True, (False, "toxicity_high_score")]
+    assert french.metadata["toxicity"]["unsupported_language"] == "fr"
+    assert french.metadata["toxicity"]["spans"] == 0 and french.metadata["toxicity"]["toxic"] is False
+    # The word lists do read French (LDNOOBW-fr).
+    assert ToxicityFilter(scorer="wordlist", threshold=0).keep(Document("f", french.text, {"language": "fr"})) == (
+        False, "toxicity_high_score")
+
+
 def test_split_spans_sentences_and_paragraphs() -> None:
     text = "First one. Second one!  Third?\nNew line here\n\nLast paragraph."
     sentences = [text[s:e] for s, e in split_spans(text, "sentence")]
