@@ -264,6 +264,7 @@ def crawl_archives(
     file that did not finish are removed and the file is read again (every record exactly once)."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -311,6 +312,9 @@ def crawl_archives(
             for future in futures:
                 future.cancel()
             raise
+        except BrokenProcessPool as err:
+            raise CorpusError(f"a worker process died ({err}); finished files are kept, run again to continue") \
+                from None
     _write_archive_manifest(data, output_format, results)
     totals: Counter[str] = Counter()
     for result in results.values():

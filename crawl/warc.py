@@ -54,6 +54,28 @@ def recover_open_file(path: Path) -> Path:
     return final
 
 
+def gzip_intact(path: Path) -> bool:
+    """True when a gzip file is a chain of complete members (warcio stops quietly at a truncated one)."""
+    inflater = zlib.decompressobj(31)
+    inside = False
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            data = block
+            while data:
+                try:
+                    inflater.decompress(data, 1 << 22)
+                except zlib.error:
+                    return False
+                inside = True
+                if inflater.eof:
+                    data = inflater.unused_data
+                    inflater = zlib.decompressobj(31)
+                    inside = False
+                else:
+                    data = inflater.unconsumed_tail
+    return not inside
+
+
 class WarcWriter:
     """Appends response records to rotating gzipped WARC files under `folder`."""
 
@@ -171,65 +193,86 @@ def archive_key(path: Path) -> str:
     return hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
 
 
+def _records(path: Path) -> Iterator[Any]:
+    """WARC records of a file: plain, gzipped per record (the standard), or gzipped as one stream (which
+    warcio refuses; such files are read again through gzip, skipping the records already seen)."""
+    from warcio.archiveiterator import ArchiveIterator
+    from warcio.exceptions import ArchiveLoadFailed
+
+    done = 0
+    try:
+        with open(path, "rb") as handle:
+            for record in ArchiveIterator(handle, arc2warc=True):
+                done += 1
+                yield record
+        return
+    except ArchiveLoadFailed as err:
+        if "non-chunked gzip" not in str(err):
+            raise
+    import gzip
+
+    with gzip.open(path, "rb") as handle:
+        for number, record in enumerate(ArchiveIterator(handle, arc2warc=True)):
+            if number >= done:
+                yield record
+
+
 def iter_archive(path: Path, options: ExtractOptions, max_bytes: int, counts: Counter[str]) -> Iterator[Document]:
     """Documents from one WARC/WET file, streaming; every record not turned into a document is counted."""
-    from warcio.archiveiterator import ArchiveIterator
-
-    with open(path, "rb") as handle:
-        for record in ArchiveIterator(handle, arc2warc=True):
-            kind = record.rec_type
-            counts[f"records/{kind}"] += 1
-            url = record.rec_headers.get_header("WARC-Target-URI")
-            if kind not in ("response", "conversion") or not url:
+    for record in _records(path):
+        kind = record.rec_type
+        counts[f"records/{kind}"] += 1
+        url = record.rec_headers.get_header("WARC-Target-URI")
+        if kind not in ("response", "conversion") or not url:
+            continue
+        base = {
+            "url": url,
+            "domain": (url.split("/")[2] if "://" in url else None),
+            "fetched_at": record.rec_headers.get_header("WARC-Date"),
+            "warc_file": path.name,
+            "warc_record_id": record.rec_headers.get_header("WARC-Record-ID"),
+        }
+        body = record.content_stream().read(max_bytes + 1)
+        if len(body) > max_bytes:
+            counts["skipped/too_large"] += 1
+            continue
+        if kind == "conversion":  # WET: the text Common Crawl already extracted
+            text = body.decode("utf-8", "replace").strip()
+            if not text:
+                counts["extract_failed/extract_no_text"] += 1
                 continue
-            base = {
-                "url": url,
-                "domain": (url.split("/")[2] if "://" in url else None),
-                "fetched_at": record.rec_headers.get_header("WARC-Date"),
-                "warc_file": path.name,
-                "warc_record_id": record.rec_headers.get_header("WARC-Record-ID"),
-            }
-            body = record.content_stream().read(max_bytes + 1)
-            if len(body) > max_bytes:
-                counts["skipped/too_large"] += 1
-                continue
-            if kind == "conversion":  # WET: the text Common Crawl already extracted
-                text = body.decode("utf-8", "replace").strip()
-                if not text:
-                    counts["extract_failed/extract_no_text"] += 1
-                    continue
-                meta = {**base, "source": "wet"}
-                language = record.rec_headers.get_header("WARC-Identified-Content-Language")
-                if language:
-                    meta["language_hint"] = language
-                yield Document(stable_id(url=url), text, meta)
-                continue
-            if record.http_headers is None:
-                counts["skipped/no_http_headers"] += 1
-                continue
-            status = int(record.http_headers.get_statuscode() or 0)
-            content_type = record.http_headers.get_header("Content-Type")
-            if status != 200:
-                counts[f"skipped/status_{status}"] += 1
-                continue
-            if not is_html(content_type):
-                counts[f"skipped/content_type/{media_type(content_type)}"] += 1
-                continue
-            result = process_page(body, content_type, url, options, want_links=False)
-            counts["extract_cpu_seconds"] += result.seconds  # type: ignore[assignment]
-            if result.charset and result.charset != "utf8":
-                counts[f"charset/{result.charset}"] += 1
-            if result.reason == "binary_content":
-                counts["skipped/binary_content"] += 1
-                continue
-            if result.text is None:
-                counts[f"extract_failed/{result.reason}"] += 1
-                continue
-            meta = {**base, "url": canonicalize(url), "status": status, "source": "warc",
-                    "content_type": media_type(content_type), "encoding": result.encoding, **result.metadata}
-            if result.html is not None:
-                meta["html"] = result.html
-            yield Document(stable_id(url=meta["url"]), result.text, meta)
+            meta = {**base, "source": "wet"}
+            language = record.rec_headers.get_header("WARC-Identified-Content-Language")
+            if language:
+                meta["language_hint"] = language
+            yield Document(stable_id(url=url), text, meta)
+            continue
+        if record.http_headers is None:
+            counts["skipped/no_http_headers"] += 1
+            continue
+        status = int(record.http_headers.get_statuscode() or 0)
+        content_type = record.http_headers.get_header("Content-Type")
+        if status != 200:
+            counts[f"skipped/status_{status}"] += 1
+            continue
+        if not is_html(content_type):
+            counts[f"skipped/content_type/{media_type(content_type)}"] += 1
+            continue
+        result = process_page(body, content_type, url, options, want_links=False)
+        counts["extract_cpu_seconds"] += result.seconds  # type: ignore[assignment]
+        if result.charset and result.charset != "utf8":
+            counts[f"charset/{result.charset}"] += 1
+        if result.reason == "binary_content":
+            counts["skipped/binary_content"] += 1
+            continue
+        if result.text is None:
+            counts[f"extract_failed/{result.reason}"] += 1
+            continue
+        meta = {**base, "url": canonicalize(url), "status": status, "source": "warc",
+                "content_type": media_type(content_type), "encoding": result.encoding, **result.metadata}
+        if result.html is not None:
+            meta["html"] = result.html
+        yield Document(stable_id(url=meta["url"]), result.text, meta)
 
 
 def ingest_file(path: str, data_dir: str, fmt: str, options: ExtractOptions, max_bytes: int,
@@ -265,6 +308,11 @@ def ingest_file(path: str, data_dir: str, fmt: str, options: ExtractOptions, max
                 publish()
     except Exception as exc:  # a truncated or corrupt archive: keep what was read, report the file
         error = f"{type(exc).__name__}: {exc}"
+    with open(source, "rb") as handle:
+        gzipped = handle.read(2) == b"\x1f\x8b"
+    if error is None and gzipped and not gzip_intact(source):
+        error = "truncated or corrupt gzip data (the records before the damage were kept)"
+    if error is not None:
         counts["errors/unreadable_archive"] += 1
     publish()
     counts["cpu_seconds"] += time.process_time() - started  # type: ignore[assignment]
