@@ -19,7 +19,6 @@ from corpus.document import Document
 from corpus.stage import RankContext
 from curate.dedup_index import KeyDedup
 
-_SPACE = re.compile(r"\s+")
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
 _TRACKING = re.compile(r"^(utm_[a-z]+|fbclid|gclid|mc_cid|mc_eid)$")
 
@@ -27,7 +26,7 @@ _TRACKING = re.compile(r"^(utm_[a-z]+|fbclid|gclid|mc_cid|mc_eid)$")
 def text_hash(text: str, normalise: bool = True) -> int:
     """64-bit hash of the text; with `normalise`, case and runs of whitespace do not matter."""
     if normalise:
-        text = _SPACE.sub(" ", text.lower()).strip()
+        text = " ".join(text.lower().split())  # str.split: the same whitespace as regex \s, much faster
     return int.from_bytes(hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little")
 
 

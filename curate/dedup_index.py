@@ -565,7 +565,8 @@ class ClusterFilter(Stage):
         if ctx.rank == 0:  # the once-only step's counters, reported exactly once whoever ran it
             for key, value in summary.items():
                 stats.add(f"clusters/{key}", value)
-        decisions = np.load(folder / "clusters" / f"{ctx.rank:05d}.npz")
+        with np.load(folder / "clusters" / f"{ctx.rank:05d}.npz") as saved:  # an NpzFile reads on every access
+            decisions = {key: saved[key] for key in saved.files}
         positions = decisions["pos"].tolist()
         by_pos = dict(zip(positions, range(len(positions)), strict=True))
         kept_mask = []

@@ -18,7 +18,6 @@ Jaccard similarity, `verify`), and picks keepers; every filter rank then drops i
 from __future__ import annotations
 
 import argparse
-import hashlib
 import math
 import os
 import re
@@ -34,26 +33,11 @@ from curate.dedup_index import KeyDedup, Part, VerifierFactory, save_npy
 from curate.text import NO_SPACE_LANGUAGES
 
 SHINGLES = ("auto", "word", "char")
-_WORD = re.compile(r"\w+")
-_NOT_WORD = re.compile(r"[\W_]+")
 _MIX1, _MIX2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
 _EMPTY = np.uint32(0xFFFFFFFF)
 
 
 # --- shingles ------------------------------------------------------------------------------------
-
-
-class _WordIds(dict):
-    """64-bit hashes of words, memoised: a corpus repeats a small vocabulary, so most lookups are hits."""
-
-    def __missing__(self, word: str) -> int:
-        value = int.from_bytes(hashlib.blake2b(word.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little")
-        if len(self) < 2_000_000:
-            self[word] = value
-        return value
-
-
-_word_ids = _WordIds()
 
 
 def _mix64(x: np.ndarray) -> np.ndarray:
@@ -71,13 +55,56 @@ def _ngram_weights(n: int) -> np.ndarray:
     return rng.randint(0, 1 << 63, size=n, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
 
 
-def units(text: str, char: bool) -> list[str] | np.ndarray:
-    """What a document's shingles are made of: lower-cased words, or its characters without spaces
-    and punctuation."""
+_POLY = np.uint64(0x9E3779B97F4A7C15 | 1)  # odd, so it has an inverse modulo 2^64
+_POLY_INVERSE = np.uint64(pow(int(_POLY), -1, 1 << 64))
+
+
+@cache
+def _word_char_table() -> np.ndarray:
+    """For every code point, whether it is part of a word (a letter, digit or mark: regex `[^\\W_]`)."""
+    everything = np.arange(0x110000, dtype=np.uint32).tobytes().decode("utf-32-le", "surrogatepass")
+    marked = re.sub(r"[\W_]+", lambda m: "\0" * len(m.group()), everything)
+    return np.frombuffer(marked.encode("utf-32-le", "surrogatepass"), dtype=np.uint32) != 0
+
+
+_powers: dict[np.uint64, np.ndarray] = {}
+
+
+def _power_table(base: np.uint64, size: int) -> np.ndarray:
+    """base^i modulo 2^64 for i < size (grown on demand, kept per process)."""
+    table = _powers.get(base)
+    if table is None or len(table) < size:
+        table = np.cumprod(np.full(max(size, 1 << 16) * 2, base, dtype=np.uint64))
+        table = np.concatenate([np.ones(1, dtype=np.uint64), table[:-1]])
+        _powers[base] = table
+    return table
+
+
+def units(texts: list[str], char: bool) -> tuple[np.ndarray, np.ndarray]:
+    """64-bit hashes of what shingles are made of, for a batch of texts, and how many each text has:
+    its lower-cased words, or (`char`) its characters without spaces and punctuation.
+
+    The whole batch is one array of code points; a word's hash is a polynomial hash of its code
+    points, taken from prefix sums, so no Python object is made per word.
+    """
+    lowered = [t.lower() for t in texts]
+    codes = np.frombuffer("\0".join(lowered).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    is_word = _word_char_table()[codes]
+    doc_starts = np.zeros(len(texts), dtype=np.int64)
+    np.cumsum([len(t) + 1 for t in lowered[:-1]], out=doc_starts[1:])
     if char:
-        stripped = _NOT_WORD.sub("", text.lower())
-        return np.frombuffer(stripped.encode("utf-32-le", "surrogatepass"), dtype=np.uint32).astype(np.uint64)
-    return _WORD.findall(text.lower())
+        positions = np.flatnonzero(is_word)
+        ids = codes[positions].astype(np.uint64) * _POLY
+        owner = np.searchsorted(doc_starts, positions, side="right") - 1
+        return ids, np.bincount(owner, minlength=len(texts))
+    change = np.diff(is_word.astype(np.int8), prepend=np.int8(0), append=np.int8(0))
+    starts, ends = np.flatnonzero(change == 1), np.flatnonzero(change == -1)
+    prefix = np.zeros(len(codes) + 1, dtype=np.uint64)
+    np.cumsum((codes.astype(np.uint64) + np.uint64(1)) * _power_table(_POLY, len(codes))[: len(codes)],
+              out=prefix[1:])
+    ids = (prefix[ends] - prefix[starts]) * _power_table(_POLY_INVERSE, len(codes) + 1)[starts]
+    owner = np.searchsorted(doc_starts, starts, side="right") - 1
+    return ids, np.bincount(owner, minlength=len(texts))
 
 
 def shingle_hashes(texts: list[str], n: int, char: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -86,19 +113,7 @@ def shingle_hashes(texts: list[str], n: int, char: bool = False) -> tuple[np.nda
     A text with fewer than `n` units has one shingle (all of it); an empty text has none. The n-gram
     hash is a weighted sum of unit hashes, mixed, computed for the whole batch with array operations.
     """
-    if char:
-        pieces = [units(t, True) for t in texts]
-        lengths = np.array([len(p) for p in pieces], dtype=np.int64)
-        ids = np.concatenate(pieces) if pieces else np.zeros(0, np.uint64)
-    else:
-        words: list[str] = []
-        lens = []
-        for text in texts:
-            found = _WORD.findall(text.lower())
-            words.extend(found)
-            lens.append(len(found))
-        lengths = np.array(lens, dtype=np.int64)
-        ids = np.fromiter(map(_word_ids.__getitem__, words), dtype=np.uint64, count=len(words))
+    ids, lengths = units(texts, char)
     docs = len(texts)
     pad = n - 1
     # Lay the documents out with n-1 zeros after each, so no n-gram crosses into the next document.
@@ -369,12 +384,13 @@ class MinhashDedup(KeyDedup):
 def distinct_per_document(hashes: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each document's distinct shingle hashes, sorted and concatenated, and how many each has."""
     docs = len(offsets) - 1
-    owner = np.repeat(np.arange(docs), np.diff(offsets))
-    order = np.lexsort((hashes, owner))
-    h, d = hashes[order], owner[order]
-    first = np.ones(len(h), dtype=bool)
-    first[1:] = (h[1:] != h[:-1]) | (d[1:] != d[:-1])
-    return h[first].astype(np.uint32), np.bincount(d[first], minlength=docs)
+    owner = np.repeat(np.arange(docs, dtype=np.uint64), np.diff(offsets))
+    keys = np.sort((owner << np.uint64(32)) | hashes.astype(np.uint64))  # by document, then hash
+    first = np.ones(len(keys), dtype=bool)
+    first[1:] = keys[1:] != keys[:-1]
+    keys = keys[first]
+    counts = np.bincount((keys >> np.uint64(32)).astype(np.int64), minlength=docs)
+    return (keys & np.uint64(0xFFFFFFFF)).astype(np.uint32), counts
 
 
 class ExactJaccard:

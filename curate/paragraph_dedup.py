@@ -139,7 +139,8 @@ class ParagraphFilter(Stage):
         if ctx.rank == 0:
             for key, value in summary.items():
                 stats.add(f"repeats/{key}", value)
-        plan = np.load(folder / "repeats" / f"{ctx.rank:05d}.npz")
+        with np.load(folder / "repeats" / f"{ctx.rank:05d}.npz") as saved:
+            plan = {key: saved[key] for key in saved.files}
         remove: dict[int, set[int]] = {}
         for pos, h in zip(plan["pos"].tolist(), plan["hash"].tolist(), strict=True):
             remove.setdefault(pos, set()).add(h)
