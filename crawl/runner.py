@@ -122,9 +122,11 @@ def crawl(
         "parent_pid": os.getpid(),
         "settings": build_settings(fast=fast, contact=contact, **{**overrides, **(settings or {})}),
     }
+    from crawl.extract import ExtractOptions
     from crawl.urls import UrlRules
 
-    UrlRules([], allow, deny)  # bad regexes fail here, as a user error, not in the child
+    UrlRules([], allow, deny)  # bad regexes and options fail here, as user errors, not in the child
+    ExtractOptions(favor=favor)
     config_path = out / "crawl_config.json"
     atomic_write_json(config_path, job)
     returncode = _run_and_forward_sigint([sys.executable, "-m", "crawl.runner", str(config_path)])
@@ -212,6 +214,10 @@ def _run_child(config_path: str) -> int:
     crawler = process.create_crawler(SiteSpider)
     process.crawl(crawler, seeds=job["seeds"], **job["spider"])
     process.start()
+    try:
+        crawler.stats  # noqa: B018 - unset when the crawl could not start (the error is logged above)
+    except RuntimeError:
+        return 1
     flat = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in sorted(crawler.stats.get_stats().items())}
     out = Path(settings["CORPUS_OUTPUT"])
     atomic_write_json(out / "crawl_stats.json", flat)
