@@ -46,7 +46,7 @@ DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "agnews
 PROSE = [Path("/usr/share/doc/python3.11/html/_sources"), Path("/usr/share/vim/vim90/doc")]
 THRESHOLD = 0.75
 NGRAM = 5
-WORD = re.compile(r"\w+")
+WORD = re.compile(r"[^\W_]+")  # a word: a run of letters and digits
 BOILERPLATE = [
     "Subscribe to our newsletter to get the latest stories delivered to your inbox every morning. We respect your "
     "privacy and you can unsubscribe at any time. By continuing to use this site you agree to our use of cookies.",
@@ -539,7 +539,10 @@ def scale_run(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
                                      "--workers", str(args.workers), "--overwrite"), work / f"scale-{n}.log")
         stats = json.loads((out / "stats.json").read_text())
         dedup_disk = folder_bytes(out / "_work" / "dedup")
-        minhash_sig = folder_bytes(out / "_work" / "dedup" / "minhash" / "sig")
+        sig = out / "_work" / "dedup" / "minhash" / "sig"
+        shingle_bytes = sum(p.stat().st_size for p in sig.glob("*shingle*"))
+        minhash_sig = folder_bytes(sig) - shingle_bytes
+        minhash_plan = next(s for s in plan["stages"] if s["stage"] == "MinhashDedup")
         predicted_peak = max(
             max(s["signature_worker_bytes"] for s in plan["stages"]) * args.workers,
             max(s["clustering_bytes"] + s["signature_worker_bytes"] * (args.workers - 1) for s in plan["stages"]))
@@ -547,8 +550,9 @@ def scale_run(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
                "seconds": run["seconds"], "docs_per_s": round(n / run["seconds"]),
                "peak_rss_mb": run["peak_rss_mb"], "predicted_peak_mb": round(predicted_peak / 2**20),
                "index_bytes_per_doc": round(minhash_sig / n, 1),
-               "predicted_index_bytes_per_doc": next(s["index_bytes_per_document"] for s in plan["stages"]
-                                                     if s["stage"] == "MinhashDedup"),
+               "predicted_index_bytes_per_doc": minhash_plan["index_bytes_per_document"],
+               "shingle_bytes_per_doc": round(shingle_bytes / n, 1),
+               "predicted_shingle_bytes_per_doc": minhash_plan["shingle_bytes_per_document"],
                "dedup_disk_mb": round(dedup_disk / 2**20, 1),
                "predicted_dedup_disk_mb": round(sum(s["disk_bytes"] for s in plan["stages"]) / 2**20, 1),
                "removed": stats["documents_rejected"], "generate_seconds": round(made, 1)}
@@ -563,7 +567,8 @@ def scale_run(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
 
 
 def markdown(quality: dict[str, Any] | None, scale: list[dict[str, Any]] | None, command: str) -> str:
-    lines = ["## Deduplication", "", f"Command: `{command}` (2-core machine, `--workers 2` for every system).", ""]
+    title = "## Deduplication at scale" if scale else "## Deduplication"
+    lines = [title, "", f"Command: `{command}` (2-core machine, `--workers 2` for every system).", ""]
     if quality:
         lines += [f"Corpus: {quality['documents']:,} documents ({quality['text_mib']} MiB) of real prose "
                   f"(AG News, Python docs, Vim manual) with {quality['planted_pairs']:,} planted duplicate pairs "
@@ -594,10 +599,12 @@ def markdown(quality: dict[str, Any] | None, scale: list[dict[str, Any]] | None,
     if scale:
         lines += ["", "Scale (generated documents, `corpus curate --preset dedup`, exact + MinHash):", "",
                   "| documents | text MiB | seconds | docs/s | peak RSS MB (plan) | index bytes/doc (plan) | "
-                  "dedup disk MB (plan) | removed |", "|---|---|---|---|---|---|---|---|"]
+                  "shingle-set bytes/doc (plan) | dedup disk MB (plan) | removed |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         lines += [f"| {r['documents']:,} | {r['text_mib']} | {r['seconds']} | {r['docs_per_s']:,} | "
                   f"{r['peak_rss_mb']} ({r['predicted_peak_mb']}) | {r['index_bytes_per_doc']} "
-                  f"({r['predicted_index_bytes_per_doc']}) | {r['dedup_disk_mb']} ({r['predicted_dedup_disk_mb']}) | "
+                  f"({r['predicted_index_bytes_per_doc']}) | {r['shingle_bytes_per_doc']} "
+                  f"({r['predicted_shingle_bytes_per_doc']}) | {r['dedup_disk_mb']} ({r['predicted_dedup_disk_mb']}) | "
                   f"{r['removed']:,} |" for r in scale]
     return "\n".join(lines) + "\n"
 

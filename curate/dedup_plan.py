@@ -19,7 +19,7 @@ from corpus.io import list_shards
 PROCESS_BASE = 120 * 2**20  # a worker with numpy, pyarrow and the engine imported
 ID_BYTES = 26  # a 20-character id in the ids file
 PYTHON_PER_DOC = 110  # id string, length and score held in Python lists until a rank closes its runs
-ENGINE_DOC_OVERHEAD = 2.5  # Parquet writer rows held in memory: Python strings and dicts per text byte
+ENGINE_DOC_OVERHEAD = 3.5  # Parquet rows a worker holds (read batch + writer rows): Python objects per text byte
 
 
 def measure_input(path: str | os.PathLike) -> dict[str, int]:
@@ -61,7 +61,8 @@ def stage_plan(stage: Any, documents: int, text_bytes: int, shards: int, max_doc
         entries = paragraphs * 12
         return {"signature_worker_bytes": int(engine + entries / max(1, shards) * 3),
                 "clustering_bytes": int(PROCESS_BASE + merge + paragraphs * 16 * 0.3),
-                "disk_bytes": int(entries + paragraphs * 16 * 0.3), "index_bytes_per_document": 0}
+                "disk_bytes": int(entries + paragraphs * 16 * 0.3), "index_bytes_per_document": 0,
+                "shingle_bytes_per_document": 0}
     if not isinstance(stage, KeyDedup):
         return {}
     run_bytes = stage.bands * 12  # an 8-byte key and a 4-byte position per band
@@ -79,6 +80,7 @@ def stage_plan(stage: Any, documents: int, text_bytes: int, shards: int, max_doc
         "clustering_bytes": int(clustering),
         "disk_bytes": int(documents * per_doc_disk + verify_disk),
         "index_bytes_per_document": per_doc_disk,
+        "shingle_bytes_per_document": round(verify_disk / max(1, documents), 1),
     }
 
 

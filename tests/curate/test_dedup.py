@@ -280,3 +280,27 @@ def test_line_dedup_and_bad_parameters(tmp_path: Path) -> None:
         build_jobs(pipeline({"stage": "minhash_dedup", "bands": 4}))
     with pytest.raises(CorpusError, match="keep must be one of"):
         build_jobs(pipeline({"stage": "exact_dedup", "keep": "random"}))
+
+
+# --- the command line ----------------------------------------------------------------------------
+
+
+def test_dedup_preset_and_plan_from_the_command_line(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from corpus.cli import app
+
+    docs, clusters = planted_corpus(seed=9)
+    docs.append(Document("exact-copy", docs[0].text))
+    inp = write_shards(tmp_path / "in", docs)
+    runner = CliRunner()
+    result = runner.invoke(app, ["curate", str(inp), "-o", str(tmp_path / "plan"), "--preset", "dedup", "--plan"])
+    assert result.exit_code == 0, result.output
+    assert "16 bands x 6 rows" in result.output and "J=0.75" in result.output
+    assert "memory" in result.output and not (tmp_path / "plan").exists()
+    result = runner.invoke(app, ["curate", str(inp), "-o", str(tmp_path / "out"), "--preset", "dedup",
+                                 "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    removed = {d.metadata["reason"] for d in rejected(tmp_path / "out").values()}
+    assert removed == {"exact_duplicate", "near_duplicate"}
+    assert len(kept(tmp_path / "out")) == 20
