@@ -262,14 +262,31 @@ def train_classifier_command(
 @app.command()
 @user_errors
 def report(
-    run_dir: Annotated[Path, typer.Argument(help="A run folder (crawl and/or curate outputs).")],
-    out: Annotated[Path | None, typer.Option("-o", "--out", help="Output folder (default RUN_DIR/report).")] = None,
+    runs: Annotated[list[Path], typer.Argument(help="A run folder (crawl and/or curate outputs), or two to compare.",
+                                               show_default=False)],
+    out: Annotated[Path | None, typer.Option("-o", "--out", help="Output folder (default RUN/report).")] = None,
+    output_format: Annotated[str, typer.Option(
+        "--format", help="html: report.html, datasheet.md, dataset card, JSON and Markdown; json or md: only that "
+        "summary, also printed to stdout (for CI).")] = "html",
+    limit: Annotated[int, typer.Option(help="Documents read per shard folder for distributions and samples.")]
+    = 20_000,
+    card: Annotated[bool, typer.Option(help="Write the dataset card README.md into the curated folder.")] = True,
 ) -> None:
-    """Write report.html and datasheet.md from a run's statistics and samples."""
-    from corpus.report import build_report
+    """Audit a run: report.html (plots embedded), datasheet.md, a dataset card; or compare two runs."""
+    from corpus.report import FORMATS, build_report, compare_reports
 
-    paths = build_report(run_dir, out)
-    print_table("report", [(k, v) for k, v in paths.items()])
+    if output_format not in FORMATS:
+        raise CorpusError(f"--format must be one of {', '.join(FORMATS)}, not {output_format!r}")
+    if len(runs) > 2:
+        raise CorpusError(f"give one run folder, or two to compare (got {len(runs)})")
+    if len(runs) == 2:
+        paths = compare_reports(runs[0], runs[1], out, output_format=output_format, limit=limit)
+    else:
+        paths = build_report(runs[0], out, output_format=output_format, limit=limit, card=card)
+    if output_format == "html":
+        print_table("report", [(k, v) for k, v in paths.items()])
+    else:
+        sys.stdout.write(paths["json" if output_format == "json" else "markdown"].read_text(encoding="utf-8") + "\n")
 
 
 @app.command()
