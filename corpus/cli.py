@@ -259,6 +259,156 @@ def train_classifier_command(
     print_table("classifier", [("labels", result["labels"]), ("model", result["model"])])
 
 
+def _parse_sets(items: list[str] | None) -> dict[str, Any]:
+    """`--set key=value` fine-tuning overrides; values are read as YAML (numbers, booleans, lists)."""
+    import yaml
+
+    values: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise CorpusError(f"--set {item!r}: expected KEY=VALUE")
+        values[key.strip()] = yaml.safe_load(value)
+    return values
+
+
+def print_metrics(title: str, metrics: dict[str, Any]) -> None:
+    """Headline metrics, then one row per label (classify) or entity type (ner)."""
+    headline = [(k, f"{metrics[k]:.4f}") for k in ("accuracy", "macro_f1", "f1", "precision", "recall")
+                if k in metrics]
+    print_table(title, [*headline, ("examples", metrics.get("examples", ""))])
+    per = metrics.get("per_label") or metrics.get("per_type") or {}
+    if per:
+        table = Table(title=f"{title}: per {'label' if 'per_label' in metrics else 'entity type'}")
+        for column in ("", "precision", "recall", "F1", "support"):
+            table.add_column(column, justify="left" if not column else "right")
+        for name, m in per.items():
+            table.add_row(name, f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}", str(m["support"]))
+        Console().print(table)
+
+
+@train_app.command("finetune")
+@user_errors
+def finetune_command(
+    model: Annotated[Path, typer.Option(help="Pretrained model folder (ours or a local Hugging Face BERT-family).")],
+    train: Annotated[Path, typer.Option(help="Training file: JSONL/Parquet/CSV (classify), CoNLL or JSONL (ner).")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="Output folder for the fine-tuned model.")],
+    task: Annotated[str, typer.Option(help="classify or ner.")] = "classify",
+    eval_file: Annotated[Path | None, typer.Option("--eval", help="Evaluation file: picks the best epoch "
+                                                   "(default: 10% of --train held out).")] = None,
+    test: Annotated[Path | None, typer.Option(help="Test file: scored once with the chosen model.")] = None,
+    epochs: Annotated[float, typer.Option(help="Passes over the training data.")] = 3.0,
+    steps: Annotated[int | None, typer.Option(help="Optimizer steps (overrides --epochs).")] = None,
+    batch_size: Annotated[int, typer.Option(help="Examples per step.")] = 32,
+    lr: Annotated[float, typer.Option(help="Peak learning rate (linear warmup and decay).")] = 5e-5,
+    max_length: Annotated[int, typer.Option(help="Tokens per example (longer ones are cut).")] = 128,
+    class_weights: Annotated[str | None, typer.Option(help="balanced, or LABEL=WEIGHT,... (classify).")] = None,
+    patience: Annotated[int, typer.Option(help="Stop after this many evaluations without improvement "
+                                          "(0: never).")] = 2,
+    metric: Annotated[str | None, typer.Option(help="Early-stopping metric: macro_f1 or accuracy (classify), "
+                                               "f1 or accuracy (ner).")] = None,
+    max_train_examples: Annotated[int | None, typer.Option(help="Train on a random sample of this size.")] = None,
+    random_init: Annotated[bool, typer.Option("--random-init", help="Same architecture, random weights "
+                                              "(a baseline).")] = False,
+    text_field: Annotated[str | None, typer.Option(help="Field with the text (ner: the word list).")] = None,
+    label_field: Annotated[str | None, typer.Option(help="Field with the label (ner: the tag list).")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    precision: Annotated[str, typer.Option(help="auto (bf16 on GPU), bf16 or fp32.")] = "auto",
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+) -> None:
+    """Fine-tune a model for text classification or NER with the pretraining loop; writes OUT/metrics.json."""
+    from train.finetune import finetune
+
+    summary = finetune(model, train, out, task=task, eval=str(eval_file) if eval_file else None,
+                       test=str(test) if test else None, epochs=epochs, steps=steps, batch_size=batch_size, lr=lr,
+                       max_length=max_length, class_weights=class_weights, patience=patience, metric=metric,
+                       max_train_examples=max_train_examples, init="random" if random_init else "pretrained",
+                       text_field=text_field, label_field=label_field, device=device, precision=precision,
+                       seed=seed)
+    print_metrics(f"eval ({summary['eval_file']}, best step {summary['best_step']} of {summary['steps']})",
+                  summary["eval"])
+    if summary["test"]:
+        print_metrics(f"test ({summary['test_file']})", summary["test"])
+    console.print(f"model and metrics.json in {summary['model_path']}", highlight=False)
+
+
+@app.command()
+@user_errors
+def predict(
+    data: Annotated[Path, typer.Argument(help="JSONL/Parquet/CSV of texts (classify) or CoNLL/JSONL words (ner).")],
+    model: Annotated[Path, typer.Option(help="A fine-tuned model folder.")],
+    out: Annotated[Path | None, typer.Option("-o", "--out", help="Output JSONL (default: stdout).")] = None,
+    text_field: Annotated[str | None, typer.Option(help="Field with the text (ner: the word list).")] = None,
+    batch_size: Annotated[int, typer.Option(help="Examples per forward pass.")] = 64,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+) -> None:
+    """Label every record with a fine-tuned model: each input record plus its prediction and probabilities."""
+    from train.predict import predict_file
+
+    summary = predict_file(model, data, out, text_field=text_field, batch_size=batch_size, device=device)
+    table = Table(title=f"predict: {summary['records']} records, {summary['records_per_s']}/s -> {summary['output']}")
+    table.add_column("entity type" if summary["task"] == "ner" else "label")
+    table.add_column("count", justify="right")
+    for label, count in summary["counts"].items():
+        table.add_row(label, str(count))
+    console.print(table)
+
+
+@app.command("eval")
+@user_errors
+def eval_command(
+    model: Annotated[Path, typer.Option(help="Model folder: pretrained (fine-tuned per task) or fine-tuned.")],
+    suite: Annotated[str, typer.Option(help="Suite YAML file or built-in name (e.g. shared).")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="Where fine-tuned copies and results go.")]
+    = Path("runs/eval"),
+    data_root: Annotated[Path | None, typer.Option(help="Folder the suite's data paths are relative to.")] = None,
+    only: Annotated[list[str] | None, typer.Option("--task", help="Run only this task (repeatable).")] = None,
+    overrides: Annotated[list[str] | None, typer.Option("--set", help="Fine-tuning option KEY=VALUE.")] = None,
+    random_init: Annotated[bool, typer.Option("--random-init", help="Fine-tune from random weights.")] = False,
+) -> None:
+    """Run a suite of tasks on one model and print one table (results also in OUT/results.json)."""
+    from corpus.io import atomic_write_json
+    from train.evaluate import load_suite, print_rows, run_suite
+
+    spec = load_suite(suite, data_root)
+    options = _parse_sets(overrides)
+    if random_init:
+        options["init"] = "random"
+    rows = run_suite(model, spec, out, only, **options)
+    print_rows(f"{spec['name']}: {model}", rows)
+    atomic_write_json(out / "results.json", {"model": str(model), "suite": spec["name"], "rows": rows})
+
+
+@app.command()
+@user_errors
+def ablate(
+    curated: Annotated[Path, typer.Option(help="Curated shards.")],
+    raw: Annotated[Path, typer.Option(help="The raw crawl of the same source.")],
+    suite: Annotated[str, typer.Option(help="Suite YAML file or built-in name.")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="Output folder.")] = Path("runs/ablate"),
+    steps: Annotated[int, typer.Option(help="Pretraining steps for each corpus (the shared budget).")] = 300,
+    preset: Annotated[str, typer.Option(help="Model size.")] = "mini",
+    seq_len: Annotated[int, typer.Option(help="Pretraining sequence length.")] = 128,
+    batch_size: Annotated[int, typer.Option(help="Pretraining sequences per step.")] = 32,
+    vocab_size: Annotated[int, typer.Option(help="WordPiece vocabulary size.")] = 8000,
+    random_baseline: Annotated[bool, typer.Option(help="Also fine-tune the architecture from random weights.")]
+    = True,
+    data_root: Annotated[Path | None, typer.Option(help="Folder the suite's data paths are relative to.")] = None,
+    only: Annotated[list[str] | None, typer.Option("--task", help="Run only this task (repeatable).")] = None,
+    overrides: Annotated[list[str] | None, typer.Option("--set", help="Fine-tuning option KEY=VALUE.")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+) -> None:
+    """Pretrain the same small BERT on curated and raw text for the same budget; fine-tune both on a suite."""
+    from train.ablate import ablate as run_ablation
+    from train.evaluate import print_rows
+
+    result = run_ablation(curated, raw, suite, out, steps=steps, preset=preset, seq_len=seq_len,
+                          batch_size=batch_size, vocab_size=vocab_size, random_baseline=random_baseline,
+                          data_root=data_root, only=only, finetune_options=_parse_sets(overrides), device=device)
+    print_rows(f"ablation ({result['suite']}, {steps} steps x {batch_size} x {seq_len} tokens each)", result["rows"])
+    print_table("curated minus raw", [(task, d) for task, d in result["curated_minus_raw"].items()])
+
+
 @app.command()
 @user_errors
 def report(

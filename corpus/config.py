@@ -39,6 +39,7 @@ STAGES: dict[str, str] = {
     "toxicity": "curate.toxicity:ToxicityFilter",
     "bias": "curate.bias:BiasAnnotator",
     "audit": "curate.audit:DisparateImpactAudit",
+    "hf_classifier": "curate.hf_classifier:HFClassifierFilter",
 }
 
 TOP_LEVEL_KEYS = {"name", "description", "output_format", "max_docs_per_shard", "stages", "jobs"}

@@ -37,6 +37,7 @@ SCORERS: dict[str, str] = {
     "profanity_check": "curate.toxicity:ProfanityCheckScorer",
     "wordlist": "curate.toxicity:WordListScorer",
     "fasttext": "curate.toxicity:FastTextScorer",
+    "hf": "curate.hf_classifier:HFClassifierScorer",  # a folder from `corpus train finetune`
 }
 GRANULARITIES = ("document", "paragraph", "sentence")
 

@@ -317,13 +317,15 @@ def train(
     flops_per_token: float | None = None,
     meta: dict[str, Any] | None = None,
     on_batch: Callable[[Batch], None] | None = None,
+    should_stop: Callable[[dict[str, float]], bool] | None = None,
 ) -> dict[str, Any]:
     """Train `model` for `config.steps` optimizer updates; returns a summary.
 
     `model` is the module `loss_fn` receives (wrapped in DDP / torch.compile as configured); the unwrapped
     module is what checkpoints hold and what `eval_fn` gets. `meta` describes the run (model config, data,
     batch size): a checkpoint whose meta differs is refused on resume. `on_batch` sees every batch this
-    rank trains on (for fingerprints in tests and debugging).
+    rank trains on (for fingerprints in tests and debugging). `should_stop(eval results)` returning True
+    ends the run after that evaluation (early stopping; `summary["stopped_early"]`).
     """
     config.check()
     runtime = runtime or setup_runtime()
@@ -388,6 +390,7 @@ def train(
 
         # 2. eval + checkpoint, before the step's work (and once more after the last step)
         is_last = step == stop_at
+        stop = False
         if eval_fn is not None and ((config.eval_every and step % config.eval_every == 0 and step > start)
                                     or (is_last and step == config.steps)):
             if runtime.main:
@@ -395,12 +398,21 @@ def train(
                 with torch.no_grad(), autocast():
                     results = eval_fn(raw)
                 raw.train()
+                stop = should_stop is not None and bool(should_stop(results))
                 summary["eval"] = results
                 log.write({"step": step, **{f"eval/{k}": v for k, v in results.items()}})
                 if bar is not None:
                     bar.write(f"step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in results.items()))
             if runtime.distributed:
                 dist.barrier()
+                if should_stop is not None:  # every rank stops together
+                    flag = torch.tensor(float(stop), device=device)
+                    dist.broadcast(flag, 0)
+                    stop = bool(flag.item())
+        if stop and not is_last:
+            summary["stopped_early"] = True
+            stop_at = step
+            break
         if step > start and ((config.checkpoint_every and step % config.checkpoint_every == 0)
                              or (is_last and (config.checkpoint_every or config.stop_after))):
             save_checkpoint(ckpt_dir, step, raw, optimizer, batches, config, meta, runtime,
