@@ -19,13 +19,14 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 from corpus.document import Document
 from corpus.stage import Filter
 from crawl.decode import decode_html, looks_binary
 
-METADATA_FIELDS = ("title", "author", "date", "sitename", "hostname", "description", "categories", "tags")
+METADATA_FIELDS = ("title", "author", "date", "sitename", "hostname", "description", "language_hint")
+RESCUE_CHARS = 500  # below this, the fast extraction is retried with trafilatura's fallback extractors
 FAVOR = ("precision", "balanced", "recall")
 # Link targets that are never pages worth fetching (Scrapy's list: images, archives, office files...).
 SKIP_SCHEMES = ("javascript:", "mailto:", "tel:", "data:", "ftp:", "#")
@@ -42,7 +43,7 @@ class ExtractOptions:
     favor: str = "precision"  # precision | balanced | recall
     include_comments: bool = False
     include_tables: bool = True
-    fast: bool = False  # skip trafilatura's fallback extractors: about 1.5x faster, slightly lower recall
+    fast: bool = False  # never run trafilatura's fallback extractors (by default only for short results)
     min_chars: int = 1  # fewer extracted characters than this counts as `extract_too_short`
     timeout: float = 10.0  # seconds per page; 0 disables the limit
     extract: bool = True  # False: only decode and find links (raw HTML is kept for later extraction)
@@ -73,7 +74,8 @@ class PageResult:
     charset: str | None = None  # how the encoding was found (see crawl.decode)
     links: list[str] = field(default_factory=list)
     html: str | None = None
-    seconds: float = 0.0  # CPU-bound time spent on this page (decode + parse + extract)
+    seconds: float = 0.0  # CPU time spent on this page (decode, parse, links, extraction)
+    extract_seconds: float = 0.0  # of which main-text and metadata extraction
 
 
 class ExtractionTimeout(Exception):
@@ -103,6 +105,62 @@ def call_with_timeout(fn: Any, seconds: float) -> Any:
         signal.signal(signal.SIGALRM, previous)
 
 
+def _text(tree: Any, url: str | None, favor: str, fast: bool, include_comments: bool, include_tables: bool) -> str:
+    import trafilatura
+
+    result = trafilatura.bare_extraction(
+        tree, url=url, favor_precision=favor == "precision", favor_recall=favor == "recall", fast=fast,
+        include_comments=include_comments, include_tables=include_tables, with_metadata=False, deduplicate=False,
+    )
+    return ((result.text if result is not None else "") or "").strip()
+
+
+def page_metadata(tree: Any, url: str | None) -> dict[str, Any]:
+    """Title, author, date, site name, description, language hint: trafilatura's metadata rules without its
+    slowest parts (categories, tags, licence, extensive date search), which the corpus does not use."""
+    from htmldate import find_date
+
+    try:
+        from trafilatura import metadata as tm
+
+        found = tm.examine_meta(tree)
+        if found.author and " " not in found.author:  # trafilatura's rule: one word is rarely a person's name
+            found.author = None
+        try:
+            found = tm.extract_meta_json(tree, found)
+        except Exception:  # noqa: BLE001 - malformed JSON-LD must not cost the page
+            pass
+        found.title = found.title or tm.extract_title(tree)
+        found.author = found.author or tm.extract_author(tree)
+        found.sitename = found.sitename or tm.extract_sitename(tree)
+    except (ImportError, AttributeError):  # trafilatura reorganised its internals: use the public call
+        import trafilatura
+
+        found = trafilatura.extract_metadata(tree, url)
+    metadata: dict[str, Any] = {}
+    for key in ("title", "author", "sitename", "description"):
+        value = getattr(found, key, None)
+        if value:
+            metadata[key] = value.lstrip("@") if key == "sitename" else value
+    try:
+        date = find_date(tree, url=url, original_date=True, extensive_search=False)
+    except Exception:  # noqa: BLE001 - htmldate trips on odd markup now and then
+        date = None
+    if date:
+        metadata["date"] = date
+    if url:
+        metadata["hostname"] = urlsplit(url).hostname
+    lang = tree.get("lang") or tree.get("xml:lang")
+    if not lang:
+        for meta in tree.iter("meta"):
+            if (meta.get("http-equiv") or "").lower() == "content-language" and meta.get("content"):
+                lang = meta.get("content")
+                break
+    if lang:
+        metadata["language_hint"] = lang.strip().split(",")[0].replace("_", "-").lower()
+    return metadata
+
+
 def extract_page(
     html: Any,
     url: str | None = None,
@@ -112,34 +170,30 @@ def extract_page(
     min_chars: int = 1,
     favor: str | None = None,
     fast: bool = False,
+    rescue_chars: int = RESCUE_CHARS,
 ) -> Extraction:
-    """Main text and metadata of one HTML page (a string, bytes or an lxml tree)."""
-    import trafilatura
+    """Main text and metadata of one HTML page (a string, bytes or an lxml tree).
+
+    Text comes from trafilatura without its fallback extractors first; only when that finds less than
+    `rescue_chars` characters does the full cascade (readability, jusText) run. On the article-extraction
+    benchmark this scores higher than trafilatura's defaults at about 1.5 times their speed; `fast=True`
+    never runs the fallbacks.
+    """
+    from trafilatura.utils import load_html
 
     favor = favor or ("precision" if favor_precision else "balanced")
     try:
-        result = trafilatura.bare_extraction(
-            html,
-            url=url,
-            favor_precision=favor == "precision",
-            favor_recall=favor == "recall",
-            fast=fast,
-            include_comments=include_comments,
-            include_tables=include_tables,
-            with_metadata=True,
-            deduplicate=False,
-        )
+        tree = html if hasattr(html, "iter") else load_html(html)
+        if tree is None:
+            return Extraction(None, reason="extract_not_html")
+        metadata = page_metadata(tree, url)
+        text = _text(tree, url, favor, True, include_comments, include_tables)
+        if len(text) < rescue_chars and not fast:
+            text = _text(tree, url, favor, False, include_comments, include_tables) or text
     except ExtractionTimeout:
         raise
     except Exception as exc:  # trafilatura raises assorted lxml errors on pathological markup
         return Extraction(None, reason=f"extract_error_{type(exc).__name__}")
-    if result is None:
-        return Extraction(None, reason="extract_no_text")
-    data = result.as_dict() if hasattr(result, "as_dict") else dict(result)
-    text = (data.get("text") or "").strip()
-    metadata = {k: data[k] for k in METADATA_FIELDS if data.get(k)}
-    if data.get("language"):
-        metadata["language_hint"] = data["language"]
     if not text:
         return Extraction(None, metadata, reason="extract_no_text")
     if len(text) < min_chars:
@@ -194,9 +248,11 @@ def process_page(body: bytes, content_type: str | None, url: str, options: Extra
         if not options.extract:
             result.text = ""
             return
+        extract_started = time.process_time()
         extraction = extract_page(tree, url, favor=options.favor, include_comments=options.include_comments,
                                   include_tables=options.include_tables, min_chars=options.min_chars,
                                   fast=options.fast)
+        result.extract_seconds = time.process_time() - extract_started
         result.text, result.metadata, result.reason = extraction.text, extraction.metadata, extraction.reason
 
     try:

@@ -213,7 +213,13 @@ def _run_child(config_path: str) -> int:
     process = CrawlerProcess(settings)
     crawler = process.create_crawler(SiteSpider)
     process.crawl(crawler, seeds=job["seeds"], **job["spider"])
-    process.start()
+    profile_to = os.environ.get("CORPUS_CRAWL_PROFILE")  # benchmarks/crawl.py --profile
+    if profile_to:
+        import cProfile
+
+        cProfile.runctx("process.start()", globals(), {"process": process}, profile_to)
+    else:
+        process.start()
     try:
         crawler.stats  # noqa: B018 - unset when the crawl could not start (the error is logged above)
     except RuntimeError:

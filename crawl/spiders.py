@@ -270,7 +270,8 @@ class SiteSpider(scrapy.Spider):
             self._finish(response)
             return
         result = await self.extractor.extract(response.body, content_type, response.url)
-        stats.inc_value("corpus/extract_cpu_seconds", result.seconds)
+        stats.inc_value("corpus/page_cpu_seconds", result.seconds)
+        stats.inc_value("corpus/extract_cpu_seconds", result.extract_seconds)
         if result.charset and result.charset != "utf8":
             stats.inc_value(f"corpus/charset/{result.charset}")
         for link in result.links:

@@ -45,6 +45,7 @@ def summarize(flat: dict[str, Any]) -> dict[str, Any]:
         "sitemaps": _group(flat, "corpus/sitemaps/"),
         "resumed_pending": int(flat.get("corpus/resumed_pending", 0)),
         "warc_records": int(flat.get("corpus/warc/records", 0)),
+        "page_cpu_seconds": round(float(flat.get("corpus/page_cpu_seconds", 0)), 3),
         "extract_cpu_seconds": round(float(flat.get("corpus/extract_cpu_seconds", 0)), 3),
     }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from urllib.parse import urlsplit, urlunsplit
@@ -19,6 +20,7 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 
 
+@functools.lru_cache(maxsize=100_000)  # navigation links repeat on every page of a site
 def canonicalize(url: str) -> str:
     """Sorted query, no fragment, no tracking parameters, lower-case host, no default port."""
     url = canonicalize_url(url_query_cleaner(url, TRACKING_PARAMS, remove=True, keep_fragments=False))
