@@ -420,6 +420,7 @@ def report(
         "summary, also printed to stdout (for CI).")] = "html",
     limit: Annotated[int, typer.Option(help="Documents read per shard folder for distributions and samples.")]
     = 20_000,
+    samples: Annotated[int, typer.Option(help="Removed documents shown per stage and reason.")] = 3,
     card: Annotated[bool, typer.Option(help="Write the dataset card README.md into the curated folder.")] = True,
 ) -> None:
     """Audit a run: report.html (plots embedded), datasheet.md, a dataset card; or compare two runs."""
@@ -432,7 +433,7 @@ def report(
     if len(runs) == 2:
         paths = compare_reports(runs[0], runs[1], out, output_format=output_format, limit=limit)
     else:
-        paths = build_report(runs[0], out, output_format=output_format, limit=limit, card=card)
+        paths = build_report(runs[0], out, output_format=output_format, limit=limit, samples=samples, card=card)
     if output_format == "html":
         print_table("report", [(k, v) for k, v in paths.items()])
     else:

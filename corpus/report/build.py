@@ -29,18 +29,19 @@ def _check_format(output_format: str) -> None:
 
 
 def build_report(run_dir: str | Path, out: str | Path | None = None, *, output_format: str = "html",
-                 limit: int = 20_000, card: bool = True) -> dict[str, Path]:
+                 limit: int = 20_000, samples: int = 3, card: bool = True) -> dict[str, Path]:
     """Report on one run folder; returns the paths written, by kind.
 
     `html` writes everything (report.html with embedded plots, datasheet.md, report.json, report.md and the
     dataset card: README.md in the curated folder, a copy as dataset_card.md next to the report); `json` and
-    `md` write only report.json or report.md (no plotting). `limit`: documents read per shard folder.
+    `md` write only report.json or report.md (no plotting). `limit`: documents read per shard folder;
+    `samples`: removed documents shown per stage and reason (and kept documents: 2 x samples, at least 5).
     """
     from corpus.report.facts import jsonable, measure
     from corpus.report.markdown import report_markdown
 
     _check_format(output_format)
-    run = load_run(run_dir, ScanOptions(limit=limit))
+    run = load_run(run_dir, ScanOptions(limit=limit, per_reason=samples, kept_samples=max(5, 2 * samples)))
     measured = measure(run)
     facts = measured.facts
     out_dir = Path(out) if out else run.parts.root / "report"

@@ -354,6 +354,8 @@ def _duplicates(stages: list[dict[str, Any]], run: Run) -> tuple[dict[str, Any],
         if stage["kind"] != "dedup":
             continue
         c = stage["counters"]
+        if str(stage.get("name", "")).endswith("Signatures") and c.get("in") == c.get("kept"):
+            continue  # the pass-through half; its partner row reports the decisions
         rows.append({"stage": stage["id"], "registry": stage["registry"], "in": int(c.get("in", 0)),
                      "removed": sum(int(v) for k, v in c.items() if k.startswith("dropped/")),
                      "reasons": {k[8:]: int(v) for k, v in c.items() if k.startswith("dropped/")},
