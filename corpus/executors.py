@@ -12,13 +12,18 @@ Layout of an output folder:
 
 from __future__ import annotations
 
+import copy
 import hashlib
+import inspect
 import json
 import multiprocessing
 import os
+import shutil
+import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,6 +64,9 @@ class RankTask:
     strict: bool = False
     config_hash: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    dry_run: bool = False
+    samples: int = 3  # dry run: rejected documents kept per (stage, reason)
+    limit: int | None = None  # read at most this many documents per input shard
 
     @property
     def marker(self) -> Path:
@@ -103,6 +111,39 @@ def _timed(stage_stats: StageStats, upstream: Iterable[Document], stage: Stage, 
         yield doc
 
 
+class _CountingWriter:
+    """Stands in for a ShardWriter in a dry run: counts, writes nothing."""
+
+    def __init__(self) -> None:
+        self.documents = 0
+
+    def write(self, doc: Document, **extra: Any) -> None:
+        self.documents += 1
+
+    def close(self) -> list[ShardInfo]:
+        return []
+
+    def abort(self) -> None:
+        pass
+
+
+class _SampleWriter(_CountingWriter):
+    """Dry run rejects: keeps the first few documents of every (stage, reason)."""
+
+    def __init__(self, per_reason: int) -> None:
+        super().__init__()
+        self.per_reason = per_reason
+        self.samples: dict[str, list[dict[str, Any]]] = {}
+
+    def write(self, doc: Document, **extra: Any) -> None:
+        super().write(doc)
+        key = f"{extra.get('stage')}/{extra.get('reason')}"
+        bucket = self.samples.setdefault(key, [])
+        if len(bucket) < self.per_reason:
+            text = doc.text if len(doc.text) <= 500 else doc.text[:500] + " …"
+            bucket.append({"id": doc.id, "text": text, "metadata": doc.metadata})
+
+
 def run_rank(task: RankTask) -> dict[str, Any]:
     """Run one job on one rank; skip it if its completion marker exists (that is how resume works)."""
     marker = task.marker
@@ -118,13 +159,19 @@ def run_rank(task: RankTask) -> dict[str, Any]:
     out_dir = Path(task.out_dir)
     output = task.output_folder
     prefix = f"part-{task.rank:05d}"
+    reject_prefix = f"{task.job.name}-{task.rank:05d}"
     clean_temp_files(output, prefix)
-    clean_temp_files(out_dir / "rejected", f"{task.job.name}-{task.rank:05d}")
+    clean_temp_files(out_dir / "rejected", reject_prefix)
     quarantined: list[Malformed] = []
     errors: list[dict[str, Any]] = []
-    reject_prefix = f"{task.job.name}-{task.rank:05d}"
-    rejects = ShardWriter(out_dir / "rejected", reject_prefix, task.output_format, task.max_docs_per_shard)
-    writer = ShardWriter(output, prefix, task.output_format, task.max_docs_per_shard)
+    if task.dry_run:
+        rejects: Any = _SampleWriter(task.samples)
+    else:
+        rejects = ShardWriter(out_dir / "rejected", reject_prefix, task.output_format, task.max_docs_per_shard)
+    if task.dry_run and task.final:
+        writer: Any = _CountingWriter()
+    else:
+        writer = ShardWriter(output, prefix, task.output_format, task.max_docs_per_shard)
 
     def on_reject(doc: Document, stage_id: str, reason: str) -> None:
         rejects.write(doc, stage=stage_id, reason=reason)
@@ -143,17 +190,24 @@ def run_rank(task: RankTask) -> dict[str, Any]:
     )
     read_stats = StageStats("read", "read")
 
-    def source() -> Iterator[Document]:
-        for path in task.inputs:
-            for doc in read_shard(path, on_malformed=quarantine):
-                read_stats.add("documents")
-                yield doc
-
     def quarantine(bad: Malformed) -> None:
         if task.strict:
             raise CorpusError(f"{bad.where()}: {bad.error}")
         read_stats.add("malformed")
         quarantined.append(bad)
+
+    def source() -> Iterator[Document]:
+        for path in task.inputs:
+            before = (read_stats["documents"], read_stats["malformed"])
+            for n, doc in enumerate(read_shard(path, on_malformed=quarantine)):
+                if task.limit is not None and n >= task.limit:
+                    break
+                read_stats.add("documents")
+                yield doc
+            if task.job_index == 0 and (read_stats["documents"], read_stats["malformed"]) == before:
+                # An empty input is suspicious (a failed download, a truncated copy): say so.
+                read_stats.add("empty_files")
+                quarantine(Malformed(str(path), None, "empty file: no records"))
 
     stream: Iterable[Document] = source()
     stage_stats = []
@@ -189,7 +243,12 @@ def run_rank(task: RankTask) -> dict[str, Any]:
         "quarantined": [f"{q.where()}: {q.error}" for q in quarantined],
         "errors": len(errors),
     }
-    atomic_write_json(marker, result)
+    if task.dry_run:
+        result["kept"] = writer.documents
+        result["rejected"] = rejects.documents
+        result["samples"] = rejects.samples
+    else:
+        atomic_write_json(marker, result)
     return result
 
 
@@ -205,6 +264,17 @@ def _clean_config(config: dict[str, Any]) -> dict[str, Any]:
     return {**config, "jobs": jobs}
 
 
+def _die_with_parent() -> None:  # pragma: no cover - runs in worker processes
+    """Workers of a killed run must not go on writing: ask Linux to kill them with their parent."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 class LocalExecutor:
     """A process pool over ranks (`workers=1` runs in this process, which is easiest to debug)."""
 
@@ -218,7 +288,7 @@ class LocalExecutor:
 
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         results: dict[int, dict[str, Any]] = {}
-        with Progress(*columns, disable=not self.progress, transient=False) as bar:
+        with Progress(*columns, disable=not self.progress, transient=False, console=_stderr()) as bar:
             tracker = bar.add_task(description, total=len(tasks))
             if self.workers == 1 or len(tasks) == 1:
                 for task in tasks:
@@ -226,15 +296,48 @@ class LocalExecutor:
                     bar.advance(tracker)
             else:
                 context = multiprocessing.get_context("spawn")
-                with ProcessPoolExecutor(min(self.workers, len(tasks)), mp_context=context) as pool:
+                with ProcessPoolExecutor(min(self.workers, len(tasks)), mp_context=context,
+                                         initializer=_die_with_parent) as pool:
                     futures = {pool.submit(run_rank, task): task.rank for task in tasks}
                     for future in as_completed(futures):
                         results[futures[future]] = future.result()
                         bar.advance(tracker)
         return [results[rank] for rank in sorted(results)]
 
-    def run(self, config: dict[str, Any], input_path: str | os.PathLike, out_dir: str | os.PathLike) -> dict:
-        return run_pipeline(config, input_path, out_dir, self)
+    def run(self, config: dict[str, Any], input_path: str | os.PathLike, out_dir: str | os.PathLike,
+            **options: Any) -> dict:
+        return run_pipeline(config, input_path, out_dir, self, **options)
+
+
+def _stderr() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+@contextmanager
+def _exclusive(out_dir: Path) -> Iterator[None]:
+    """One run per output folder at a time: two writers would race on the same shards."""
+    import fcntl
+
+    path = out_dir / "_work" / "lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            owner = handle.read().strip() or "?"
+            raise CorpusError(f"{out_dir}: another run (pid {owner}) is writing to this folder; "
+                              "wait for it to finish or choose another output folder") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def run_pipeline(
@@ -242,16 +345,39 @@ def run_pipeline(
     input_path: str | os.PathLike,
     out_dir: str | os.PathLike,
     executor: LocalExecutor | Any,
+    dry_run: bool = False,
+    samples: int = 3,
+    limit: int | None = None,
 ) -> dict[str, Any]:
-    """Run every job in order (a barrier between jobs), then merge stats and write manifests."""
+    """Run every job in order (a barrier between jobs), then merge stats and write manifests.
+
+    `dry_run`: run everything but write no shards (intermediate job outputs go to a temporary folder
+    that is removed); the returned stats carry `samples` of rejected documents per stage and reason.
+    `limit`: read at most this many documents from each input shard (to try a config quickly).
+    """
     out_dir = Path(out_dir)
     inputs = list_shards(input_path)
     jobs = build_jobs(config)
-    digest = config_hash(_clean_config(config) | {"inputs": [str(p) for p in inputs]})
+    resolved = resolve_defaults(_clean_config(config))
+    digest = config_hash(resolved | {"inputs": [str(p) for p in inputs], "limit": limit})
+    if dry_run:
+        work = Path(tempfile.mkdtemp(prefix="corpus-dry-run-"))
+        try:
+            return _run_jobs(resolved, jobs, inputs, input_path, work, executor, digest,
+                             dry_run=True, samples=samples, limit=limit)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
     out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(
-        out_dir / "config.yaml", yaml.safe_dump(_clean_config(config), sort_keys=False, allow_unicode=True).encode()
-    )
+    with _exclusive(out_dir):
+        atomic_write_bytes(
+            out_dir / "config.yaml", yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True).encode()
+        )
+        return _run_jobs(resolved, jobs, inputs, input_path, out_dir, executor, digest, limit=limit)
+
+
+def _run_jobs(config: dict[str, Any], jobs: list[Job], inputs: list[Path], input_path: str | os.PathLike,
+              out_dir: Path, executor: Any, digest: str, dry_run: bool = False, samples: int = 3,
+              limit: int | None = None) -> dict[str, Any]:
     world_size = len(inputs)
     started = time.time()
     job_results: list[list[dict[str, Any]]] = []
@@ -278,10 +404,97 @@ def run_pipeline(
                     max_docs_per_shard=config.get("max_docs_per_shard"),
                     strict=getattr(executor, "strict", False),
                     config_hash=digest,
+                    dry_run=dry_run,
+                    samples=samples,
+                    limit=limit if index == 0 else None,
                 )
             )
         job_results.append(executor.map(tasks, f"{job.name} ({len(job.stages)} stages)"))
+    if dry_run:
+        return dry_run_summary(input_path, jobs, job_results, time.time() - started)
     return finish_run(out_dir, input_path, config, jobs, job_results, time.time() - started)
+
+
+def resolve_defaults(config: dict[str, Any]) -> dict[str, Any]:
+    """The config with every stage's constructor defaults filled in: what actually ran, reproducibly."""
+    from corpus.config import resolve_stage_class, stage_params
+
+    resolved = copy.deepcopy(config)
+    for job in resolved["jobs"]:
+        for index, entry in enumerate(job["stages"]):
+            cls = resolve_stage_class(entry["stage"], entry.get("__source__", ""))
+            filled = {"stage": entry["stage"], "id": entry["id"]}
+            for name, param in inspect.signature(cls.__init__).parameters.items():
+                if name == "self" or param.kind in (param.VAR_KEYWORD, param.VAR_POSITIONAL):
+                    continue
+                if name in entry:
+                    filled[name] = entry[name]
+                elif param.default is not param.empty and _plain(param.default):
+                    filled[name] = _listify(param.default)
+            filled.update(stage_params(entry))
+            job["stages"][index] = filled
+    return resolved
+
+
+def _plain(value: Any) -> bool:
+    if value is None or isinstance(value, bool | int | float | str):
+        return True
+    if isinstance(value, list | tuple):
+        return all(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
+    return False
+
+
+def _listify(value: Any) -> Any:
+    if isinstance(value, list | tuple):
+        return [_listify(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _listify(v) for k, v in value.items()}
+    return value
+
+
+def _read_summary(job_results: list[list[dict[str, Any]]]) -> dict[str, Any]:
+    read = merge_stage_lists([[r["read"]] for r in job_results[0]])[0]["counters"]
+    quarantined = [q for r in job_results[0] for q in r["quarantined"]]
+    per_file: dict[str, int] = {}
+    for entry in quarantined:
+        where = entry.split(": ", 1)[0]
+        name = where.rsplit(":", 1)[0] if where.rsplit(":", 1)[-1].isdigit() else where
+        per_file[name] = per_file.get(name, 0) + 1
+    return {
+        "documents_in": int(read.get("documents", 0)),
+        "malformed": int(read.get("malformed", 0)) - int(read.get("empty_files", 0)),
+        "empty_files": int(read.get("empty_files", 0)),
+        "quarantined": quarantined,
+        "quarantined_per_file": dict(sorted(per_file.items())),
+    }
+
+
+def dry_run_summary(input_path: str | os.PathLike, jobs: list[Job], job_results: list[list[dict[str, Any]]],
+                    seconds: float) -> dict[str, Any]:
+    """What a run would keep and remove, with a few rejected documents per stage and reason."""
+    samples: dict[str, list[dict[str, Any]]] = {}
+    for results in job_results:
+        for r in results:
+            for key, docs in r["samples"].items():
+                bucket = samples.setdefault(key, [])
+                bucket.extend(docs[: max(0, len(docs))])
+    per_reason = max((len(v) for r in job_results for x in r for v in x["samples"].values()), default=0)
+    return {
+        "dry_run": True,
+        "input": str(input_path),
+        **_read_summary(job_results),
+        "documents_kept": sum(r["kept"] for r in job_results[-1]),
+        "documents_rejected": sum(r["rejected"] for results in job_results for r in results),
+        "errors": sum(r["errors"] for results in job_results for r in results),
+        "seconds": round(seconds, 3),
+        "jobs": [
+            {"name": job.name, "stages": merge_stage_lists(r["stages"] for r in results)}
+            for job, results in zip(jobs, job_results, strict=True)
+        ],
+        "samples": {k: v[:per_reason] for k, v in sorted(samples.items())},
+    }
 
 
 def finish_run(
@@ -297,15 +510,14 @@ def finish_run(
                    format=config["output_format"])
     rejected = [ShardInfo(**s) for results in job_results for r in results for s in r["rejected_shards"]]
     write_manifest(out_dir / "rejected", rejected, format=config["output_format"])
-    read = merge_stage_lists([[r["read"]] for r in job_results[0]])[0]["counters"]
+    read = _read_summary(job_results)
     stats = {
         "input": str(input_path),
         "output": str(out_dir),
-        "documents_in": int(read.get("documents", 0)),
+        "documents_in": read["documents_in"],
         "documents_kept": sum(s["documents"] for r in final for s in r["shards"]),
         "documents_rejected": sum(s.documents for s in rejected),
-        "malformed": int(read.get("malformed", 0)),
-        "quarantined": [q for r in job_results[0] for q in r["quarantined"]],
+        **{k: v for k, v in read.items() if k != "documents_in"},
         "errors": sum(r["errors"] for results in job_results for r in results),
         "seconds": round(seconds, 3),
         "resumed_ranks": sum(1 for results in job_results for r in results if r.get("skipped")),
@@ -314,10 +526,11 @@ def finish_run(
             for job, results in zip(jobs, job_results, strict=True)
         ],
     }
-    # Stages that need the finished run (e.g. the disparate-impact audit) add their summary here.
+    # Stages that summarise the whole run (e.g. the disparate-impact audit) add their part now.
     for job in jobs:
         for stage in job.stages:
-            if callable(summarize := getattr(stage, "summarize_run", None)):
+            summarize = getattr(stage, "summarize_run", None)
+            if callable(summarize):
                 stats.update(summarize(out_dir, stats))
     atomic_write_json(out_dir / "stats.json", stats)
     return stats

@@ -79,6 +79,12 @@ class Stage:
         """Stages that need a global view override this to split themselves around a barrier."""
         return [self]
 
+    def count(self, key: str, amount: float = 1) -> None:
+        """Add to one of this stage's counters (e.g. `pii/email`); a no-op outside a run."""
+        stats = getattr(self, "stats", None)
+        if stats is not None:
+            stats.add(key, amount)
+
 
 class Filter(Stage):
     """Keeps or drops each document; the reason for every drop is counted and kept with the reject."""
@@ -125,10 +131,13 @@ class Filter(Stage):
 class Transform(Stage):
     """Rewrites documents one at a time (normalisation, redaction)."""
 
+    stats: StageStats  # set by run(); transforms may add their own counters
+
     def apply(self, doc: Document) -> Document:
         raise NotImplementedError
 
     def run(self, docs: Iterable[Document], ctx: RankContext) -> Iterator[Document]:
+        self.stats = ctx.stats_for(self)
         for doc in docs:
             try:
                 yield self.apply(doc)

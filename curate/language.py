@@ -1,15 +1,37 @@
-"""fastText language identification (lid.176), annotating every document and filtering optionally."""
+"""Language identification: fastText (lid.176 or any fastText LID model), optionally a lingua cascade.
+
+Every document gets `language` and `language_score` in metadata (and `language_source` when the
+cascade decided); the filter drops documents outside the keep-list or under a per-language threshold.
+With `per_paragraph`, each paragraph is identified too (all in the same batched call), the character
+share of each language goes to `metadata["languages"]`, and `drop_paragraphs` removes paragraphs in
+other languages from mixed documents before the document-level decision.
+
+The cascade (`cascade: true`, needs `lingua-language-detector`): fastText answers alone when it is sure;
+when it is unsure (top score under `cascade_below`) or picks a language of a group it is known to confuse
+(Indonesian/Malay, Bosnian/Croatian/Serbian, the Norwegians...), lingua decides among fastText's top
+candidates (a small lingua detector is fast); when fastText has no idea (top score under
+`cascade_full_below`), lingua's low-accuracy mode decides among all `cascade_languages`.
+"""
 
 from __future__ import annotations
 
+import functools
+import re
+from typing import Any
+
 from corpus.document import Document
+from corpus.errors import CorpusError
 from corpus.stage import Filter
 from curate.fasttext_model import lid176_path, load_model
 
+# lid.176 pairs that are known to be confused; a prediction in one of them is checked by lingua.
+CONFUSABLE = [["id", "ms"], ["hr", "bs", "sr", "sh"], ["no", "nb", "nn", "da"], ["af", "nl"], ["cs", "sk"]]
+_PARAGRAPHS = re.compile(r"\n\s*\n")
+
 
 class LanguageFilter(Filter):
-    """Writes `language` and `language_score` into metadata; drops documents outside `languages`
-    or under `threshold` (a float, or a per-language mapping with an optional `default`)."""
+    """Annotates `language`/`language_score` and keeps documents in `languages` (all if unset) whose score
+    reaches `threshold` (a float, or {language: float, default: float})."""
 
     batch_size = 256
 
@@ -18,37 +40,196 @@ class LanguageFilter(Filter):
         languages: list[str] | None = None,
         threshold: float | dict[str, float] | None = 0.65,
         model_path: str | None = None,
+        per_paragraph: bool = False,
+        drop_paragraphs: bool = False,
+        min_paragraph_chars: int = 20,
+        cascade: bool = False,
+        cascade_below: float = 0.9,
+        cascade_full_below: float = 0.3,
+        cascade_group_below: float = 0.97,
+        cascade_top_k: int = 5,
+        cascade_languages: list[str] | None = None,
+        confusable: list[list[str]] | None = None,
+        label_prefix: str = "__label__",
     ) -> None:
+        if drop_paragraphs and not per_paragraph:
+            raise ValueError("drop_paragraphs needs per_paragraph: true")
+        if drop_paragraphs and not languages:
+            raise ValueError("drop_paragraphs needs a `languages` keep-list")
         self.languages = set(languages) if languages else None
         self.threshold = threshold
         self.model_path = model_path
+        self.per_paragraph = per_paragraph
+        self.drop_paragraphs = drop_paragraphs
+        self.min_paragraph_chars = min_paragraph_chars
+        self.cascade = cascade
+        self.cascade_below = cascade_below
+        self.cascade_full_below = cascade_full_below
+        self.cascade_group_below = cascade_group_below
+        self.cascade_top_k = cascade_top_k
+        self.cascade_languages = cascade_languages
+        self.confusable = [set(g) for g in (confusable if confusable is not None else CONFUSABLE)]
+        self.label_prefix = label_prefix
+
+    # --- prediction --------------------------------------------------------------------------
 
     def _threshold(self, language: str) -> float:
         if isinstance(self.threshold, dict):
             return float(self.threshold.get(language, self.threshold.get("default", 0.0)))
         return float(self.threshold or 0.0)
 
+    @property
+    def model(self) -> Any:
+        return load_model(str(self.model_path or lid176_path()))
+
     def predict(self, texts: list[str]) -> list[tuple[str, float]]:
-        model = load_model(str(self.model_path or lid176_path()))
+        """(language, score) per text, one batched fastText call (plus lingua where the cascade asks)."""
+        if not texts:
+            return []
+        k = self.cascade_top_k if self.cascade else 1
         # fastText predicts one line at a time: newlines must go.
-        labels, scores = model.predict([t.replace("\n", " ") for t in texts], k=1)
-        pairs = zip(labels, scores, strict=True)
-        return [(label[0].removeprefix("__label__"), float(min(score[0], 1.0))) for label, score in pairs]
+        labels, scores = self.model.predict([t.replace("\n", " ") for t in texts], k=k)
+        prefix = len(self.label_prefix)
+        results = []
+        for text, label_row, score_row in zip(texts, labels, scores, strict=True):
+            candidates = [label[prefix:] for label in label_row]
+            top = (candidates[0], float(min(score_row[0], 1.0)))
+            if self.cascade:
+                top = self._cascade(text, candidates, [float(s) for s in score_row], top)
+            results.append(top)
+        return results
+
+    def _cascade(self, text: str, candidates: list[str], scores: list[float],
+                 top: tuple[str, float]) -> tuple[str, float] | tuple[str, float, str]:
+        language, score = top
+        group = next((g for g in self.confusable if language in g), None)
+        if score >= self.cascade_below and (group is None or score >= self.cascade_group_below):
+            return top
+        if score < self.cascade_full_below:
+            detector = _full_detector(tuple(sorted(self._lingua_universe())))
+        else:
+            pool = set(candidates)
+            for g in self.confusable:
+                if pool & g:
+                    pool |= g
+            codes = tuple(sorted(c for c in pool if _lingua_language(c) is not None))
+            if len(codes) < 2:
+                return top
+            detector = _candidate_detector(codes)
+        values = detector.compute_language_confidence_values(text)
+        if not values or values[0].value <= 0:
+            return top
+        best = values[0]
+        code = best.language.iso_code_639_1.name.lower()
+        return (code, float(best.value), "lingua")
+
+    def _lingua_universe(self) -> list[str]:
+        if self.cascade_languages:
+            return list(self.cascade_languages)
+        return sorted(lang.iso_code_639_1.name.lower() for lang in _lingua().Language.all())
+
+    # --- filtering ---------------------------------------------------------------------------
+
+    def _paragraphs(self, text: str) -> list[str]:
+        parts = [p for p in _PARAGRAPHS.split(text) if p.strip()]
+        return parts or [text]
 
     def keep_batch(self, docs: list[Document]) -> list[bool | tuple[bool, str]]:
+        texts = [d.text for d in docs]
+        spans: list[tuple[int, int]] = []
+        paragraphs: list[str] = []
+        if self.per_paragraph:
+            for doc in docs:
+                parts = self._paragraphs(doc.text)
+                spans.append((len(texts) + len(paragraphs), len(parts)))
+                paragraphs.extend(parts)
+        predictions = self.predict(texts + paragraphs)
         results: list[bool | tuple[bool, str]] = []
-        for doc, (language, score) in zip(docs, self.predict([d.text for d in docs]), strict=True):
-            doc.metadata["language"] = language
-            doc.metadata["language_score"] = round(score, 4)
-            if hasattr(self, "stats"):
-                self.stats.add(f"lang/{language}")
-            if self.languages is not None and language not in self.languages:
-                results.append((False, "lang_not_allowed"))
-            elif score < self._threshold(language):
-                results.append((False, "lang_low_score"))
-            else:
-                results.append(True)
+        for i, doc in enumerate(docs):
+            if self.per_paragraph:
+                start, n = spans[i]
+                parts = paragraphs[start - len(texts):start - len(texts) + n]
+                self._annotate_paragraphs(doc, parts, predictions[start:start + n])
+                if self.drop_paragraphs and doc.metadata.get("language_paragraphs_dropped"):
+                    # The document changed: identify what is left.
+                    predictions[i] = self.predict([doc.text])[0] if doc.text else ("", 0.0)
+            results.append(self._decide(doc, predictions[i]))
         return results
+
+    def _annotate_paragraphs(self, doc: Document, parts: list[str], predictions: list[tuple]) -> None:
+        shares: dict[str, int] = {}
+        kept = []
+        for part, prediction in zip(parts, predictions, strict=True):
+            language, score = prediction[0], prediction[1]
+            size = len(part)
+            shares[language] = shares.get(language, 0) + size
+            foreign = self.languages is not None and (language not in self.languages
+                                                      or score < self._threshold(language))
+            # Short paragraphs (headings, captions) are too short to judge: they stay.
+            if self.drop_paragraphs and foreign and size >= self.min_paragraph_chars:
+                continue
+            kept.append(part)
+        total = sum(shares.values()) or 1
+        doc.metadata["languages"] = {k: round(v / total, 4) for k, v in sorted(shares.items(), key=lambda x: -x[1])}
+        if self.drop_paragraphs and len(kept) < len(parts):
+            doc.metadata["language_paragraphs_dropped"] = len(parts) - len(kept)
+            self.count("paragraphs_dropped", len(parts) - len(kept))
+            doc.text = "\n\n".join(kept)
+
+    def _decide(self, doc: Document, prediction: tuple) -> bool | tuple[bool, str]:
+        language, score = prediction[0], prediction[1]
+        doc.metadata["language"] = language
+        doc.metadata["language_score"] = round(score, 4)
+        if len(prediction) > 2:
+            doc.metadata["language_source"] = prediction[2]
+            self.count("cascade/lingua")
+        self.count(f"lang/{language}")
+        if not doc.text:
+            return False, "lang_empty"
+        if self.languages is not None and language not in self.languages:
+            return False, "lang_not_allowed"
+        if score < self._threshold(language):
+            return False, "lang_low_score"
+        return True
 
     def keep(self, doc: Document) -> bool | tuple[bool, str]:
         return self.keep_batch([doc])[0]
+
+
+# --- lingua (optional) ---------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=1)
+def _lingua() -> Any:
+    try:
+        import lingua
+    except ImportError as err:
+        raise CorpusError("cascade: true needs lingua: pip install 'corpus[langid]' "
+                          "(or lingua-language-detector)") from err
+    return lingua
+
+
+@functools.lru_cache(maxsize=512)
+def _lingua_language(code: str) -> Any:
+    lingua = _lingua()
+    iso = getattr(lingua.IsoCode639_1, code.upper(), None)
+    if iso is None:
+        return None
+    try:
+        return lingua.Language.from_iso_code_639_1(iso)
+    except ValueError:
+        return None
+
+
+@functools.lru_cache(maxsize=1024)
+def _candidate_detector(codes: tuple[str, ...]) -> Any:
+    """A detector over a few languages: lingua loads each language's models once per process."""
+    lingua = _lingua()
+    return lingua.LanguageDetectorBuilder.from_languages(*(_lingua_language(c) for c in codes)).build()
+
+
+@functools.lru_cache(maxsize=4)
+def _full_detector(codes: tuple[str, ...]) -> Any:
+    lingua = _lingua()
+    languages = [lang for lang in (_lingua_language(c) for c in codes) if lang is not None]
+    return lingua.LanguageDetectorBuilder.from_languages(*languages).with_low_accuracy_mode().build()

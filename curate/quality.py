@@ -1,20 +1,71 @@
-"""Heuristic quality filters with their published defaults; every rule has its own drop reason."""
+"""Heuristic quality filters with their published defaults; every rule has its own drop reason.
+
+Each filter stores the signals it measured in `metadata["signals"]` (kept documents carry all of them,
+rejected ones those measured up to the rule that failed), so a corpus can be re-filtered later on stored
+values without recomputing (the RedPajama-V2 idea). `annotate_only=True` measures every signal and
+drops nothing.
+
+This module holds Gopher quality (Rae et al. 2021, appendix A.1.1); Gopher repetition, C4 and FineWeb
+live in `curate.repetition`, `curate.c4` and `curate.fineweb`.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 from corpus.document import Document
 from corpus.stage import Filter
-from curate.text import view
+from curate.text import TextView, view
 
 GOPHER_STOP_WORDS = ("the", "be", "to", "of", "and", "that", "have", "with")
+Result = bool | tuple[bool, str]
 
 
-class GopherQualityFilter(Filter):
-    """The quality rules of Gopher (Rae et al. 2021, appendix A), defaults as published.
+class HeuristicFilter(Filter):
+    """Shared plumbing: the document's shared text view, signal recording and annotate-only mode."""
 
-    Stop-word and word-length rules are English-specific in the paper, so they apply only to documents
-    whose `language` is in `stop_word_languages` (or that have no language yet); for languages written
-    without spaces, words are single characters and the word-length rules are skipped.
+    annotate: bool = True
+    annotate_only: bool = False
+
+    def text_view(self, doc: Document) -> TextView:
+        return view(doc.text, doc.metadata.get("language"))
+
+    def record(self, doc: Document, signals: dict[str, Any]) -> None:
+        if self.annotate and signals:
+            stored = doc.metadata.setdefault("signals", {})
+            for key, value in signals.items():
+                stored[key] = round(value, 4) if isinstance(value, float) else value
+
+    def keep(self, doc: Document) -> Result:
+        signals: dict[str, Any] = {}
+        try:
+            reason = self.check(doc, signals)
+        finally:
+            self.record(doc, signals)
+        if reason is None or self.annotate_only:
+            return True
+        return False, reason
+
+    def check(self, doc: Document, signals: dict[str, Any]) -> str | None:
+        """Measure into `signals` rule by rule; return the first failing rule's reason (None: keep).
+
+        In annotate-only mode a subclass must keep measuring after a failure; `self.failed` helps.
+        """
+        raise NotImplementedError
+
+    def failed(self, reason: str | None, rule: str) -> str | None:
+        """The reason to report so far: the first failure wins."""
+        return reason or rule
+
+
+class GopherQualityFilter(HeuristicFilter):
+    """The quality rules of Gopher (Rae et al. 2021), defaults as published and as FineWeb runs them.
+
+    Words are tokens from `curate.text` (punctuation separate, as datatrove's spaCy tokenizer); word
+    counts and lengths use words with at least one non-punctuation character. The stop-word rule needs
+    at least `min_stop_words` *distinct* words from the list, and applies to the languages it has a list
+    for (`stop_words` may be a list for English or a {language: list} mapping). For languages written
+    without spaces, word counts are characters / `chars_per_word` and the word-length rules are skipped.
     """
 
     def __init__(
@@ -28,8 +79,10 @@ class GopherQualityFilter(Filter):
         max_ellipsis_lines_ratio: float | None = 0.3,
         max_non_alpha_words_ratio: float | None = 0.8,
         min_stop_words: int | None = 2,
-        stop_words: list[str] | None = None,
+        stop_words: list[str] | dict[str, list[str]] | None = None,
         stop_word_languages: list[str] | None = None,
+        annotate: bool = True,
+        annotate_only: bool = False,
     ) -> None:
         self.min_doc_words = min_doc_words
         self.max_doc_words = max_doc_words
@@ -38,45 +91,81 @@ class GopherQualityFilter(Filter):
         self.max_symbol_word_ratio = max_symbol_word_ratio
         self.max_bullet_lines_ratio = max_bullet_lines_ratio
         self.max_ellipsis_lines_ratio = max_ellipsis_lines_ratio
+        # Named as in the paper and datatrove; it is the *minimum* share of words with a letter.
         self.max_non_alpha_words_ratio = max_non_alpha_words_ratio
         self.min_stop_words = min_stop_words
-        self.stop_words = frozenset(stop_words or GOPHER_STOP_WORDS)
-        self.stop_word_languages = frozenset(stop_word_languages or ["en"])
+        if isinstance(stop_words, dict):
+            self.stop_words = {lang: frozenset(words) for lang, words in stop_words.items()}
+        else:
+            words = frozenset(GOPHER_STOP_WORDS if stop_words is None else stop_words)
+            self.stop_words = {lang: words for lang in (stop_word_languages or ["en"])}
+        self.annotate = annotate
+        self.annotate_only = annotate_only
 
-    def keep(self, doc: Document) -> bool | tuple[bool, str]:
-        language = doc.metadata.get("language")
-        text = view(doc.text, language)
-        words = text.words
-        n_words = len(words)
+    def check(self, doc: Document, signals: dict[str, Any]) -> str | None:
+        text = self.text_view(doc)
+        every = self.annotate_only
+        reason = None
+        n_tokens = len(text.words)
+        n_words = text.n_non_symbol_words / text.chars_per_word
+        signals["gopher_words"] = round(n_words, 1)
         if self.min_doc_words and n_words < self.min_doc_words:
-            return False, "gopher_short_doc"
+            reason = self.failed(reason, "gopher_short_doc")
         if self.max_doc_words and n_words > self.max_doc_words:
-            return False, "gopher_long_doc"
+            reason = self.failed(reason, "gopher_long_doc")
+        if reason and not every:
+            return reason
         if not text.spaceless:
-            avg = sum(len(w) for w in words) / max(n_words, 1)
-            if self.min_avg_word_length and avg < self.min_avg_word_length:
-                return False, "gopher_below_avg_word_length"
-            if self.max_avg_word_length and avg > self.max_avg_word_length:
-                return False, "gopher_above_avg_word_length"
-        tokens = text.tokens
+            mean = text.mean_word_length
+            signals["gopher_mean_word_length"] = mean
+            if self.min_avg_word_length and mean < self.min_avg_word_length:
+                reason = self.failed(reason, "gopher_below_avg_word_length")
+            if self.max_avg_word_length and mean > self.max_avg_word_length:
+                reason = self.failed(reason, "gopher_above_avg_word_length")
+            if reason and not every:
+                return reason
+        raw = doc.text
+        hashes = raw.count("#") / max(n_tokens, 1)
+        ellipses = (raw.count("...") + raw.count("…")) / max(n_tokens, 1)
+        signals["gopher_hash_ratio"] = hashes
+        signals["gopher_ellipsis_ratio"] = ellipses
         if self.max_symbol_word_ratio is not None:
-            symbols = doc.text.count("#") + doc.text.count("...") + doc.text.count("…")
-            if symbols / max(len(tokens), 1) > self.max_symbol_word_ratio:
-                return False, "gopher_too_many_symbols"
+            if hashes > self.max_symbol_word_ratio:
+                reason = self.failed(reason, "gopher_too_many_hashes")
+            elif ellipses > self.max_symbol_word_ratio:
+                reason = self.failed(reason, "gopher_too_many_ellipsis")
+            if reason and not every:
+                return reason
         lines = text.lines
-        if lines and self.max_bullet_lines_ratio is not None:
-            bullets = sum(1 for line in lines if line.startswith(("•", "-", "*", "‣", "◦")))
-            if bullets / len(lines) > self.max_bullet_lines_ratio:
-                return False, "gopher_too_many_bullets"
-        if lines and self.max_ellipsis_lines_ratio is not None:
-            ellipsis = sum(1 for line in lines if line.endswith(("...", "…")))
-            if ellipsis / len(lines) > self.max_ellipsis_lines_ratio:
-                return False, "gopher_too_many_end_ellipsis"
-        if self.max_non_alpha_words_ratio is not None and n_words:
-            alpha = sum(1 for w in words if any(c.isalpha() for c in w))
-            if alpha / n_words < self.max_non_alpha_words_ratio:
-                return False, "gopher_below_alpha_threshold"
-        if self.min_stop_words and (language is None or language in self.stop_word_languages):
-            if sum(1 for w in text.lower_words if w in self.stop_words) < self.min_stop_words:
-                return False, "gopher_too_few_stop_words"
-        return True
+        n_lines = max(len(lines), 1)
+        bullets = sum(1 for line in lines if line.lstrip().startswith(("•", "-"))) / n_lines
+        signals["gopher_bullet_lines_ratio"] = bullets
+        if self.max_bullet_lines_ratio is not None and bullets > self.max_bullet_lines_ratio:
+            reason = self.failed(reason, "gopher_too_many_bullets")
+            if not every:
+                return reason
+        ellipsis_lines = sum(1 for line in lines if line.rstrip().endswith(("...", "…"))) / n_lines
+        signals["gopher_ellipsis_lines_ratio"] = ellipsis_lines
+        if self.max_ellipsis_lines_ratio is not None and ellipsis_lines > self.max_ellipsis_lines_ratio:
+            reason = self.failed(reason, "gopher_too_many_end_ellipsis")
+            if not every:
+                return reason
+        alpha = text.alpha_words / max(n_tokens, 1)
+        signals["gopher_alpha_words_ratio"] = alpha
+        if self.max_non_alpha_words_ratio is not None and alpha < self.max_non_alpha_words_ratio:
+            reason = self.failed(reason, "gopher_below_alpha_threshold")
+            if not every:
+                return reason
+        stop_words = self._stop_words(text.language)
+        if stop_words is not None:
+            found = len(stop_words.intersection(text.word_counts))
+            signals["gopher_stop_words"] = found
+            if self.min_stop_words and found < self.min_stop_words:
+                reason = self.failed(reason, "gopher_too_few_stop_words")
+        return reason
+
+    def _stop_words(self, language: str | None) -> frozenset[str] | None:
+        """The list for this language; documents without a language yet are held to the English list."""
+        if language is None:
+            return self.stop_words.get("en")
+        return self.stop_words.get(language)
