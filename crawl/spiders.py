@@ -27,6 +27,7 @@ from crawl.state import CrawlState
 from crawl.urls import UrlRules, canonicalize, is_html, media_type
 
 MAX_SITEMAP_NESTING = 5
+MAX_URL_LENGTH = 2083  # Scrapy's URLLENGTH_LIMIT default (the old Internet Explorer limit)
 TRANSIENT = ("timeout", "connection_refused", "connection_lost", "dns", "data_loss")
 
 
@@ -162,6 +163,9 @@ class SiteSpider(scrapy.Spider):
             return None
         if url in self.seen:
             stats.inc_value("corpus/duplicates/url")
+            return None
+        if len(url) > MAX_URL_LENGTH:  # session ids and calendar parameters piling up
+            stats.inc_value("corpus/skipped/url_too_long")
             return None
         verdict = self.rules.verdict(url)
         if verdict is not None and not (seed and verdict != "offsite"):
