@@ -1,0 +1,177 @@
+"""Using fine-tuned models: `corpus predict`, `corpus eval` suites, `corpus ablate`, and as a curation scorer."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from corpus.cli import app
+from corpus.config import load_config
+from corpus.document import Document
+from corpus.errors import CorpusError
+from corpus.executors import LocalExecutor
+from corpus.io import read_documents, write_shard
+from curate.hf_classifier import HFClassifierFilter, HFClassifierScorer
+from curate.toxicity import ToxicityFilter
+from train.finetune import finetune
+from train.pretrain import pretrain
+
+RUDE = ["idiot", "stupid", "awful", "nasty", "ugly"]
+KIND = ["lovely", "kind", "gentle", "bright", "warm"]
+NOUNS = ["river", "bread", "garden", "library", "market", "moon", "mill", "bicycle"]
+FAST = {"batch_size": 8, "max_length": 32, "device": "cpu", "progress": False}
+
+
+def offensive(count: int, seed: int) -> list[dict]:
+    rng = random.Random(seed)
+    rows = []
+    for i in range(count):
+        off = i % 2 == 0
+        rows.append({"text": f"your {rng.choice(NOUNS)} is {rng.choice(RUDE if off else KIND)} today",
+                     "label": "OFF" if off else "NOT", "id": f"t{seed}-{i}"})
+    return rows
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(prose_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("tiny-bert-predict")
+    pretrain(prose_corpus, out, steps=3, preset="tiny", seq_len=64, batch_size=8, vocab_size=512,
+             device="cpu", progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("offensive")
+    write_jsonl(folder / "train.jsonl", offensive(96, 0))
+    write_jsonl(folder / "test.jsonl", offensive(20, 1))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def classifier(tiny_bert: Path, data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("offensive-clf")
+    summary = finetune(tiny_bert, data / "train.jsonl", out, eval=str(data / "test.jsonl"), epochs=8, lr=2e-3,
+                       patience=0, **FAST)
+    assert summary["accuracy"] >= 0.9
+    return out
+
+
+def test_predict_cli_writes_labels_and_probabilities(classifier: Path, data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "pred.jsonl"
+    result = CliRunner().invoke(app, ["predict", str(data / "test.jsonl"), "--model", str(classifier), "-o", str(out),
+                                      "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    gold = offensive(20, 1)
+    assert [r["id"] for r in rows] == [g["id"] for g in gold]  # input order and fields kept
+    assert sum(r["prediction"] == g["label"] for r, g in zip(rows, gold, strict=True)) >= 18
+    assert all(set(r["probabilities"]) == {"NOT", "OFF"} and abs(sum(r["probabilities"].values()) - 1) < 1e-4
+               for r in rows)
+    # Without -o the records go to stdout, one JSON object per line.
+    result = CliRunner().invoke(app, ["predict", str(data / "test.jsonl"), "--model", str(classifier)])
+    lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
+    assert len(lines) == 20
+
+
+def test_predict_reports_a_pretrained_only_model_and_missing_text(tiny_bert: Path, classifier: Path,
+                                                                   tmp_path: Path) -> None:
+    data = write_jsonl(tmp_path / "x.jsonl", [{"text": "fine"}])
+    result = CliRunner().invoke(app, ["predict", str(data), "--model", str(tiny_bert)])
+    assert result.exit_code == 1 and "not a fine-tuned classifier" in result.output
+    bad = write_jsonl(tmp_path / "bad.jsonl", [{"text": "fine"}, {"body": "no text"}])
+    result = CliRunner().invoke(app, ["predict", str(bad), "--model", str(classifier)])
+    assert result.exit_code == 1 and "bad.jsonl:2: no string 'text' field" in result.output
+
+
+def test_hf_classifier_stage_annotates_and_thresholds_in_a_pipeline(classifier: Path, tmp_path: Path) -> None:
+    docs = [Document(r["id"], r["text"]) for r in offensive(12, 2)]
+    write_shard(tmp_path / "in" / "a.jsonl", docs)
+    config = tmp_path / "pipeline.yaml"
+    config.write_text(json.dumps({"output_format": "jsonl", "stages": [
+        {"stage": "hf_classifier", "id": "offensive", "model_path": str(classifier), "threshold": 0.5}]}))
+    stats = LocalExecutor(workers=1, progress=False).run(load_config(config), tmp_path / "in", tmp_path / "out")
+    kept = list(read_documents(tmp_path / "out" / "data"))
+    rejected = list(read_documents(tmp_path / "out" / "rejected"))
+    gold = {r["id"]: r["label"] for r in offensive(12, 2)}
+    assert len(kept) + len(rejected) == 12 and stats["documents_kept"] == len(kept)
+    assert sum(gold[d.id] == "NOT" for d in kept) >= 5 and sum(gold[d.id] == "OFF" for d in rejected) >= 5
+    assert all(d.metadata["offensive"]["score"] <= 0.5 for d in kept)  # the score is p(OFF)
+    assert all(d.metadata["offensive"]["score"] > 0.5 for d in rejected)
+    counters = stats["jobs"][0]["stages"][0]["counters"]
+    assert counters["dropped/offensive_high_score"] == len(rejected)
+
+
+def test_toxicity_filter_takes_the_fine_tuned_model_as_its_scorer(classifier: Path) -> None:
+    stage = ToxicityFilter(scorer="hf", model_path=str(classifier), granularity="sentence", threshold=0.5)
+    docs = [Document("a", "Your river is kind today. Your bread is lovely today."),
+            Document("b", "Your river is kind today. Your bread is stupid today.")]
+    results = stage.keep_batch(docs)
+    assert results[0] is True and results[1] == (False, "toxicity_high_score")
+    assert docs[1].metadata["toxicity"]["scorer"] == "hf" and docs[1].metadata["toxicity"]["flagged_spans"] == 1
+
+
+def test_scorer_checks_the_label_it_is_asked_for(classifier: Path, tiny_bert: Path) -> None:
+    with pytest.raises(CorpusError, match="no label 'toxic'"):
+        HFClassifierScorer(str(classifier), positive_label="toxic").prepare()
+    with pytest.raises(CorpusError, match="not a fine-tuned classifier"):
+        HFClassifierScorer(str(tiny_bert)).prepare()
+    with pytest.raises(CorpusError, match="not a model folder"):
+        HFClassifierFilter("/nowhere")
+    not_scores = HFClassifierScorer(str(classifier), positive_label="NOT").score(["your moon is lovely today"])
+    off_scores = HFClassifierScorer(str(classifier)).score(["your moon is lovely today"])  # default: OFF
+    assert abs(not_scores[0] + off_scores[0] - 1) < 1e-4 and not_scores[0] > 0.5
+
+
+def test_eval_suite_fine_tunes_per_task_and_scores_fine_tuned_models(tiny_bert: Path, classifier: Path, data: Path,
+                                                                     tmp_path: Path) -> None:
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(json.dumps({"name": "mini", "data_root": str(data), "defaults": {"epochs": 1, **FAST},
+                                 "tasks": {"offensive": {"train": "train.jsonl", "test": "test.jsonl"}}}))
+    result = CliRunner().invoke(app, ["eval", "--model", str(tiny_bert), "--suite", str(suite), "-o",
+                                      str(tmp_path / "runs"), "--set", "lr=0.002"])
+    assert result.exit_code == 0, result.output
+    assert "offensive" in result.stdout and "macro_f1" in result.stdout
+    rows = json.loads((tmp_path / "runs" / "results.json").read_text())["rows"]
+    assert rows[0]["task"] == "offensive" and rows[0]["split"] == "test" and rows[0]["examples"] == 20
+    assert (tmp_path / "runs" / "offensive" / "metrics.json").is_file()
+    # A task without training data scores an already fine-tuned model as it is.
+    scored = tmp_path / "scored.yaml"
+    scored.write_text(json.dumps({"data_root": str(data), "tasks": {"offensive": {"test": "test.jsonl"}}}))
+    result = CliRunner().invoke(app, ["eval", "--model", str(classifier), "--suite", str(scored), "-o",
+                                      str(tmp_path / "scored")])
+    assert result.exit_code == 0, result.output
+    row = json.loads((tmp_path / "scored" / "results.json").read_text())["rows"][0]
+    assert row["accuracy"] >= 0.9
+    result = CliRunner().invoke(app, ["eval", "--model", str(classifier), "--suite", str(tmp_path / "none.yaml")])
+    assert result.exit_code == 1 and "no such suite" in result.output
+
+
+def test_ablate_pretrains_both_corpora_for_the_same_budget(prose_corpus: Path, prose: list[str], data: Path,
+                                                          tmp_path: Path) -> None:
+    raw = tmp_path / "raw"
+    junk = ["Home | About | Contact | Login", "Cookie settings. Accept all cookies.", "Share on social media"]
+    write_shard(raw / "a.jsonl", [Document(f"r{i}", text + "\n" + junk[i % 3]) for i, text in
+                                  enumerate(prose * 2)])
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(json.dumps({"data_root": str(data), "defaults": {"epochs": 1, **FAST},
+                                 "tasks": {"offensive": {"train": "train.jsonl", "test": "test.jsonl"}}}))
+    result = CliRunner().invoke(app, ["ablate", "--curated", str(prose_corpus), "--raw", str(raw), "--suite",
+                                      str(suite), "-o", str(tmp_path / "ab"), "--steps", "2", "--preset", "tiny",
+                                      "--seq-len", "32", "--batch-size", "4", "--vocab-size", "256",
+                                      "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    saved = json.loads((tmp_path / "ab" / "ablation.json").read_text())
+    assert [r["model"] for r in saved["rows"]] == ["curated", "raw", "random-init"]
+    assert saved["corpora"]["curated"]["documents"] == 12 and saved["corpora"]["raw"]["documents"] == 24
+    assert set(saved["curated_minus_raw"]["offensive"]) == {"accuracy", "macro_f1"}
+    assert "curated minus raw" in result.stdout
