@@ -244,7 +244,7 @@ def run_rank(task: RankTask) -> dict[str, Any]:
         "errors": len(errors),
     }
     if task.dry_run:
-        result["kept"] = writer.documents
+        result["kept"] = writer.documents if isinstance(writer, _CountingWriter) else sum(s.documents for s in shards)
         result["rejected"] = rejects.documents
         result["samples"] = rejects.samples
     else:

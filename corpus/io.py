@@ -221,7 +221,8 @@ class ShardWriter:
         tmp, _ = self._paths()
         self._raw = open(tmp, "wb")
         # mtime=0 keeps gzip output byte-identical across runs.
-        self._jsonl = gzip.GzipFile(fileobj=self._raw, mode="wb", mtime=0) if self.fmt == "jsonl.gz" else self._raw
+        self._jsonl = (gzip.GzipFile(filename="", fileobj=self._raw, mode="wb", mtime=0)
+                       if self.fmt == "jsonl.gz" else self._raw)
 
     def _finish_file(self) -> None:
         if self._count == 0:

@@ -8,7 +8,8 @@ import pytest
 from corpus.config import load_config
 from corpus.errors import CorpusError
 from corpus.executors import LocalExecutor
-from corpus.io import read_documents, read_manifest, verify_manifest
+from corpus.document import Document
+from corpus.io import read_documents, read_manifest, verify_manifest, write_shard
 
 
 def run(shards: Path, out: Path, workers: int = 1, overrides: list[str] | None = None) -> dict:
@@ -94,3 +95,128 @@ def test_strict_stops_at_first_bad_record(tmp_path: Path) -> None:
     (folder / "s.jsonl").write_text('{"text": "fine"}\n{oops\n')
     with pytest.raises(CorpusError, match=r"s\.jsonl:2"):
         LocalExecutor(workers=1, strict=True, progress=False).run(load_config(), folder, tmp_path / "out")
+
+
+# --- bad input, stage errors, dry run, kill and resume ------------------------------------------
+
+GOOD = ("The library opened its doors in spring and the people of the village came in to read. The librarian "
+        "kept a careful record of every loan and noticed which books were the most popular.")
+
+
+def test_bad_inputs_are_counted_and_quarantined_with_file_and_line(tmp_path: Path) -> None:
+    import gzip
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    good = [json.dumps({"id": f"g{i}", "text": f"{GOOD} Number {i}."}) for i in range(400)]
+    (folder / "a.jsonl").write_bytes(
+        ("\n".join(good[:3] + ['{"id": "broken", "text": ', json.dumps({"id": "notext", "title": "x"})]) + "\n")
+        .encode() + b'{"id": "latin1", "text": "caf\xe9"}\n')
+    (folder / "b-empty.jsonl").write_bytes(b"")
+    whole = gzip.compress(("\n".join(good[3:]) + "\n").encode())
+    (folder / "c-truncated.jsonl.gz").write_bytes(whole[: len(whole) // 2])
+    write_shard(folder / "d.parquet", [Document(f"p{i}", f"{GOOD} Parquet {i}.") for i in range(5)])
+    (folder / "e-truncated.parquet").write_bytes((folder / "d.parquet").read_bytes()[:300])
+    stats = LocalExecutor(workers=2, progress=False).run(
+        load_config(overrides=["quality.min_doc_words=5"]), folder, tmp_path / "out")
+    per_file = stats["quarantined_per_file"]
+    assert per_file[str(folder / "a.jsonl")] == 3
+    assert per_file[str(folder / "b-empty.jsonl")] == 1 and stats["empty_files"] == 1
+    assert per_file[str(folder / "c-truncated.jsonl.gz")] == 1
+    assert per_file[str(folder / "e-truncated.parquet")] == 1
+    assert stats["malformed"] == 5  # three bad lines, a truncated gzip, an unreadable Parquet file
+    where = {q.split(": ")[0] for q in stats["quarantined"]}
+    assert {f"{folder / 'a.jsonl'}:4", f"{folder / 'a.jsonl'}:5", f"{folder / 'a.jsonl'}:6"} <= where
+    kept = {d.id for d in read_documents(tmp_path / "out")}
+    assert {"g0", "g1", "g2", "p0", "p4"} <= kept  # the good records of every file went on
+    recovered = {k for k in kept if k.startswith("g") and int(k[1:]) >= 3}  # read before the cut
+    assert recovered and stats["documents_in"] == 3 + len(recovered) + 5
+
+
+def test_a_stage_that_raises_on_one_document_is_recorded_and_the_run_goes_on(shards: Path, tmp_path: Path) -> None:
+    config = tmp_path / "p.yaml"
+    config.write_text("stages:\n  - normalize\n  - stage: tests.corpus.flaky_stages:FailOn\n    id: flaky\n"
+                      "    ids: [fr-1]\n")
+    stats = LocalExecutor(workers=1, progress=False).run(load_config(config), shards, tmp_path / "out")
+    assert stats["errors"] == 1 and stats["documents_kept"] == 5
+    [error] = [json.loads(line) for p in (tmp_path / "out" / "errors").glob("*.jsonl") for line in p.open()]
+    assert error["id"] == "fr-1" and error["stage"] == "flaky" and "cannot handle fr-1" in error["error"]
+    with pytest.raises(ValueError, match="cannot handle fr-1"):
+        LocalExecutor(workers=1, strict=True, progress=False).run(load_config(config), shards, tmp_path / "strict")
+
+
+def test_dry_run_reports_removals_with_samples_and_writes_no_shards(shards: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from corpus.cli import app
+
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["curate", str(shards), "-o", str(out), "--dry-run", "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "dry_run.json").read_text())
+    assert report["documents_in"] == 6 and report["documents_kept"] == 4
+    samples = report["samples"]
+    assert [s["id"] for s in samples["dedup/exact_duplicate"]] == ["en-dup"]
+    assert samples["quality/gopher_short_doc"][0]["metadata"]["signals"]["gopher_words"] < 50
+    assert sorted(p.name for p in out.iterdir()) == ["dry_run.json"]  # no shards, no stats, no work files
+    assert "would remove: quality/gopher_short_doc" in result.output
+
+
+def _stage_files(out: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(out)): p.read_bytes() for d in ("data", "rejected") for p in sorted((out / d).iterdir())
+            if p.name != "manifest.json"}
+
+
+def test_killed_run_resumes_without_losing_or_duplicating_and_skips_finished_shards(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    inp = tmp_path / "in"
+    for s in range(10):
+        docs = [Document(f"s{s}-{i}", f"{GOOD} Shard {s}, document {i}.") for i in range(12)]
+        docs.append(Document(f"s{s}-dup", f"{GOOD} Shard 0, document 0."))  # duplicates across shards
+        write_shard(inp / f"shard-{s:02d}.jsonl.gz", docs)
+    config = tmp_path / "p.yaml"
+    config.write_text("output_format: jsonl.gz\nstages:\n  - normalize\n"
+                      "  - {stage: 'tests.corpus.flaky_stages:Slow', seconds: 0.04}\n"
+                      "  - {stage: gopher_quality, min_doc_words: 5}\n  - {stage: exact_dedup, id: dedup}\n")
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": f"{root}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "corpus.cli", "curate", str(inp), "-o", str(out), "--config", str(config),
+               "--workers", "2"]
+    run = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    markers = out / "_work" / "completions" / "main"
+    deadline = time.time() + 60
+    while time.time() < deadline and len(list(markers.glob("*.json"))) < 3:
+        time.sleep(0.02)
+    # A second run on the same folder while the first is writing: refused, not interleaved.
+    second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert second.returncode == 1 and "another run" in second.stdout + second.stderr
+    os.kill(run.pid, signal.SIGKILL)
+    run.wait(timeout=10)
+    time.sleep(0.3)  # the workers die with their parent
+    done = {p.name: p.stat().st_mtime_ns for p in markers.glob("*.json")}
+    assert 3 <= len(done) < 10, "the run must be killed mid-way"
+    parts = {p.name: p.stat().st_mtime_ns for p in (out / "_work" / "main").glob("part-*")}
+    assert not (out / "stats.json").exists()
+
+    rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["resumed_ranks"] >= len(done)
+    assert all(markers.joinpath(name).stat().st_mtime_ns == t for name, t in done.items())  # not redone
+    finished = {f"part-{name[:-5]}" for name in done}
+    unchanged = [n for n in parts if n.rsplit("-", 1)[0] in finished]
+    assert unchanged and all((out / "_work" / "main" / n).stat().st_mtime_ns == parts[n] for n in unchanged)
+
+    # Nothing lost, nothing twice, and byte-identical to an uninterrupted run of the same config.
+    ids = [d.id for d in read_documents(out)]
+    assert len(ids) == len(set(ids)) == 120
+    assert stats["documents_rejected"] == 10
+    clean = tmp_path / "clean"
+    LocalExecutor(workers=1, progress=False).run(load_config(config), inp, clean)
+    assert _stage_files(out) == _stage_files(clean)

@@ -1,0 +1,29 @@
+"""Stages for executor tests: one slow enough to be killed mid-run, one that fails on a document."""
+
+from __future__ import annotations
+
+import time
+
+from corpus.document import Document
+from corpus.stage import Filter, Transform
+
+
+class Slow(Transform):
+    def __init__(self, seconds: float = 0.01) -> None:
+        self.seconds = seconds
+
+    def apply(self, doc: Document) -> Document:
+        time.sleep(self.seconds)
+        return doc
+
+
+class FailOn(Filter):
+    """Raises on documents whose id is in `ids` (a stage bug that only some inputs trigger)."""
+
+    def __init__(self, ids: list[str]) -> None:
+        self.ids = set(ids)
+
+    def keep(self, doc: Document) -> bool:
+        if doc.id in self.ids:
+            raise ValueError(f"cannot handle {doc.id}")
+        return True
