@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 
 from corpus.config import load_config
+from corpus.document import Document
 from corpus.errors import CorpusError
 from corpus.executors import LocalExecutor
-from corpus.document import Document
 from corpus.io import read_documents, read_manifest, verify_manifest, write_shard
 
 
