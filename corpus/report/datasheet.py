@@ -160,7 +160,10 @@ def datasheet(facts: dict[str, Any]) -> str:
         for r in tox["stages"]:
             parts.append(f"stage `{r['stage']}` ({r['scorer']}, threshold {r['threshold']}): {_num(r['scored'])} "
                          f"scored, {_num(r['toxic'])} marked toxic, {_num(r['removed'])} removed, "
-                         f"{_num(r['toxic_kept'])} toxic documents kept")
+                         f"{_num(r['toxic_kept'])} toxic documents kept"
+                         + (" (not scored, the scorer does not read their language: "
+                            + ", ".join(f"{k} {_num(v)}" for k, v in r["unsupported_languages"].items()) + ")"
+                            if r["unsupported_languages"] else ""))
         tox_answer = "; ".join(parts) + "."
     else:
         tox_answer = "Not measured (no toxicity stage in this run)."

@@ -391,14 +391,16 @@ def _toxicity(stages: list[dict[str, Any]], run: Run,
         before = (run.kept.toxicity.get(stage["id"], []) if run.kept else []) + (
             run.rejected.toxicity.get(stage["id"], []) if run.rejected else [])
         after = run.kept.toxicity.get(stage["id"], []) if run.kept else []
+        unsupported = {k.rsplit("/", 1)[1]: int(v) for k, v in c.items()
+                       if k.startswith("toxicity/unsupported_language/")}
         rows.append({
             "stage": stage["id"], "scorer": entry.get("scorer"), "threshold": entry.get("threshold"),
-            "granularity": entry.get("granularity"), "scored": scored,
+            "granularity": entry.get("granularity"), "scored": scored - sum(unsupported.values()),
             "toxic": int(c.get("toxicity/toxic", 0)), "hate": int(c.get("toxicity/hate", 0)),
             "removed": sum(int(v) for k, v in c.items() if k.startswith("dropped/")),
-            "mean_score": round(c.get("toxicity/score_sum", 0) / scored, 4) if scored else None,
-            "unsupported_languages": {k.rsplit("/", 1)[1]: int(v) for k, v in c.items()
-                                      if k.startswith("toxicity/unsupported_language/")},
+            "mean_score": (round(c.get("toxicity/score_sum", 0) / (scored - sum(unsupported.values())), 4)
+                           if scored > sum(unsupported.values()) else None),
+            "unsupported_languages": unsupported,
             "scores_before": describe(before), "scores_after": describe(after),
             "toxic_kept": run.kept.toxic.get(stage["id"], 0) if run.kept else None,
         })

@@ -43,6 +43,10 @@ def percent(value: Any) -> str:
     return "–" if value is None else f"{100 * float(value):.1f}%"
 
 
+def interval(value: Any) -> str:
+    return "–" if not value else f"{value[0]:.2f} – {value[1]:.2f}"
+
+
 @functools.cache
 def environment() -> Environment:
     env = Environment(loader=PackageLoader("corpus.report", "templates"),
@@ -50,6 +54,7 @@ def environment() -> Environment:
                       trim_blocks=True, lstrip_blocks=True)
     env.filters["num"] = number
     env.filters["pct"] = percent
+    env.filters["ci"] = interval
     return env
 
 

@@ -150,6 +150,7 @@ class Scan:
     domains: Counter[str] = field(default_factory=Counter)
     toxicity: dict[str, list[float]] = field(default_factory=dict)  # stage id -> scores
     toxic: Counter[str] = field(default_factory=Counter)  # stage id -> documents marked toxic
+    unscored: Counter[str] = field(default_factory=Counter)  # stage id -> documents in a language it cannot read
     identity: Counter[str] = field(default_factory=Counter)  # group -> documents mentioning it
     identity_annotated: int = 0
     pii: Counter[str] = field(default_factory=Counter)  # kind -> occurrences
@@ -246,6 +247,9 @@ def _measure(scan: Scan, doc: Document) -> None:
     if meta.get("language"):
         scan.languages[str(meta["language"])] += 1
     for stage, note in toxicity_notes(meta).items():
+        if note.get("unsupported_language"):
+            scan.unscored[stage] += 1  # stored as 0.0, but nothing was judged: keep it out of the distribution
+            continue
         try:
             scan.toxicity.setdefault(stage, []).append(float(note["score"]))
         except (TypeError, ValueError):

@@ -53,8 +53,12 @@ def report_markdown(facts: dict[str, Any]) -> str:
     if f.get("languages"):
         lang = f["languages"]
         out += ["## Languages", ""]
-        out += _table(["language", "before", "after"],
-                      [[k, _n(v), _n((lang.get("after") or {}).get(k, 0))] for k, v in lang["before"].items()])
+        rows = [[k, _n(v), _n((lang.get("after") or {}).get(k, 0))] for k, v in lang["before"].items()]
+        if len(rows) > 20:
+            rest = list(lang["before"])[20:]
+            rows = rows[:20] + [[f"{len(rest)} others", _n(sum(lang["before"][k] for k in rest)),
+                                 _n(sum((lang.get("after") or {}).get(k, 0) for k in rest))]]
+        out += _table(["language", "before", "after"], rows)
     if f.get("duplicates"):
         out += ["## Duplicates", ""]
         out += _table(["stage", "removed"], [[f"`{r['stage']}`", _n(r["removed"])] for r in f["duplicates"]["stages"]])

@@ -111,10 +111,17 @@ def languages(facts: dict[str, Any], top: int = 15) -> Plot | None:
     if lang.get("after") is not None:
         series.append(("after (kept)", [lang["after"].get(k, 0) for k in labels], BLUE))
 
+    counts = [v for _, values, _ in series for v in values if v > 0]
+
     def draw(fig: Any) -> None:
         ax = fig.subplots()
         _barh(ax, labels, series)
-        ax.set_xlabel("documents")
+        if counts and max(counts) > 50 * min(counts):  # one dominant language would flatten all the others
+            ax.set_xscale("log")
+            _plain_log(ax.xaxis)
+            ax.set_xlabel("documents (log scale)")
+        else:
+            ax.set_xlabel("documents")
 
     return _render("languages", "Language distribution", draw, height=_rows_height(len(labels)))
 
