@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from corpus.document import Document
+from corpus.errors import CorpusError
 from corpus.stats import StageStats
 
 
@@ -52,7 +53,8 @@ class RankContext:
     def error(self, doc: Document, stage: Stage, exc: BaseException) -> None:
         """A stage failed on one document: record it, drop the document (kept in rejects), go on."""
         if self.strict:
-            raise exc
+            raise CorpusError(f"stage {stage.id!r} failed on document {doc.id!r}: {type(exc).__name__}: {exc} "
+                              "(without --strict the run records it under errors/ and goes on)") from exc
         self.stats_for(stage).add(f"errors/{type(exc).__name__}")
         if self.on_error is not None:
             self.on_error(doc, stage.id, exc)
@@ -108,8 +110,7 @@ class Filter(Stage):
             try:
                 results = self.keep_batch(batch)
             except Exception:
-                if ctx.strict:
-                    raise
+                # Find the document(s) it fails on: each is recorded (or, with --strict, named in the error).
                 results = [self._keep_one(doc, ctx) for doc in batch]
             for doc, result in zip(batch, results, strict=True):
                 if result is None:  # already dropped as an error

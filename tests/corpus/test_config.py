@@ -61,3 +61,27 @@ def test_every_shipped_preset_and_example_config_loads() -> None:
         assert build_jobs(load_config(preset=name))
     for path in sorted(Path(__file__).parents[2].joinpath("configs").glob("*.yaml")):
         assert build_jobs(load_config(path)), path
+
+
+def test_the_saved_config_has_every_default_and_reruns_as_the_same_pipeline(shards: Path, tmp_path: Path) -> None:
+    import yaml
+
+    from corpus.executors import LocalExecutor
+
+    out = tmp_path / "out"
+    LocalExecutor(workers=1, progress=False).run(load_config(overrides=["lang.threshold=0.4"]), shards, out)
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    stages = {s["id"]: s for s in saved["jobs"][0]["stages"]}
+    assert stages["lang"]["threshold"] == 0.4  # the override
+    assert stages["quality"]["min_doc_words"] == 50 and stages["quality"]["max_symbol_word_ratio"] == 0.1  # defaults
+    # The saved file is a valid pipeline: running it again on the same folder resumes, nothing is redone.
+    stats = LocalExecutor(workers=1, progress=False).run(load_config(out / "config.yaml"), shards, out)
+    assert stats["resumed_ranks"] == 6
+
+
+def test_named_presets_document_their_recipe() -> None:
+    assert {"web-en", "multilingual", "default"} <= set(list_presets())
+    for name in ("web-en", "multilingual"):
+        config = load_config(preset=name, overrides=["lang.threshold=0.7"])
+        assert "FineWeb" in config["description"]
+        assert build_jobs(config)[0].stages[1].threshold == 0.7

@@ -141,7 +141,7 @@ def test_a_stage_that_raises_on_one_document_is_recorded_and_the_run_goes_on(sha
     assert stats["errors"] == 1 and stats["documents_kept"] == 5
     [error] = [json.loads(line) for p in (tmp_path / "out" / "errors").glob("*.jsonl") for line in p.open()]
     assert error["id"] == "fr-1" and error["stage"] == "flaky" and "cannot handle fr-1" in error["error"]
-    with pytest.raises(ValueError, match="cannot handle fr-1"):
+    with pytest.raises(CorpusError, match="stage 'flaky' failed on document 'fr-1': ValueError: cannot handle"):
         LocalExecutor(workers=1, strict=True, progress=False).run(load_config(config), shards, tmp_path / "strict")
 
 
