@@ -208,6 +208,9 @@ def measure(run: Run) -> Measured:
                  _scan_note(run.input_scan, "input-document distributions")):
         if note:
             facts["notes"].append(note)
+    for scan in (run.input_scan, run.kept, run.rejected):
+        if scan is not None and scan.malformed:
+            facts["notes"].append(f"{scan.malformed} unreadable record(s) skipped while reading {scan.folder}")
     if stats is not None and run.input_scan is None and before is not None:
         facts["notes"].append("the curate input is not readable here: 'before' distributions are rebuilt from kept + "
                               "removed documents (texts as they were when each was kept or removed)")

@@ -105,3 +105,20 @@ def test_a_run_without_curation_renders_and_says_what_is_missing(audited_run: Pa
         assert set(browser.evaluate("[...document.images].map(i => i.id)")) == {
             "plot-statuses", "plot-lengths", "plot-domains"}
         browser.screenshot(tmp_path / "crawl-only.png")
+
+
+@needs_chromium
+def test_comparison_page_renders(audited_run: Path, light_run: Path, tmp_path: Path) -> None:
+    from corpus.report import compare_reports
+
+    paths = compare_reports(audited_run, light_run, tmp_path / "compare")
+    with Browser(CHROMIUM) as browser:
+        browser.open(paths["html"])
+        assert browser.problems() == []
+        assert browser.evaluate("[...document.images].map(i => [i.id, i.naturalWidth > 0])") == [
+            ["plot-compare_funnel", True]]
+        assert browser.evaluate("typeof window.__pwned") == "undefined"
+        kept_a = sum(1 for _ in read_documents(audited_run / "curated" / "data"))
+        kept_b = sum(1 for _ in read_documents(light_run / "data"))
+        assert _number(browser, "a-documents-kept") == kept_a and _number(browser, "b-documents-kept") == kept_b
+        assert "toxicity (job main)" in _text(browser, "config-diff")  # a stage only the first run has

@@ -97,3 +97,13 @@ def test_format_json_and_md_print_the_summary_for_ci(light_run: Path, tmp_path: 
     assert result.stdout.startswith(f"# corpus report: {light_run.name}")
     assert "**Not in this run: dedup, toxicity, identity, audit, pii.**" in result.stdout
     assert f"| `quality` | {facts['funnel'][2]['in']} |" in result.stdout
+
+
+def test_unreadable_records_in_shards_are_counted_not_fatal(light_run: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(light_run, copy, ignore=shutil.ignore_patterns("README.md"))
+    (copy / "data" / "part-99999-000.jsonl").write_text('{"id": "extra", "text": "fine"}\n{"id": broken\n')
+    facts = json.loads(build_report(copy, output_format="json")["json"].read_text())
+    assert f"1 unreadable record(s) skipped while reading {copy / 'data'}" in facts["notes"]
+    kept = sum(1 for _ in read_documents(light_run / "data"))
+    assert facts["lengths"]["chars_after"]["n"] == kept + 1  # the readable record of the extra shard counts
