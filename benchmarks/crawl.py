@@ -202,6 +202,7 @@ def main() -> None:
     port = ready.get(timeout=120)
     url = f"http://127.0.0.1:{port}/"
     work = Path(tempfile.mkdtemp(prefix="crawl-bench-"))
+    load_before = os.getloadavg()[0]
     runs, profile = [], None
     try:
         for workers in counts:
@@ -229,12 +230,13 @@ def main() -> None:
     print(table)
     if profile:
         print("profile of the crawler process (share of its CPU by package):", json.dumps(profile))
+    load = round(max(load_before, os.getloadavg()[0]), 1)
     base = runs[0]
     best = max(runs, key=lambda r: r["pages_per_s"])
     result = {"pages_per_s": best["pages_per_s"], "extraction_cpu_share": base["extraction_cpu_share"],
               "cpu_s_per_page": base["cpu_s_per_page"], "best_workers": best["workers"],
               "speedup_vs_first": round(best["pages_per_s"] / base["pages_per_s"], 2), "runs": runs,
-              "cpus": os.cpu_count()}
+              "cpus": os.cpu_count(), "load_average": load}
     if profile:
         result["profile"] = profile
     if args.write_docs:
@@ -247,7 +249,8 @@ def main() -> None:
                 f"A generated site of {args.pages:,} article pages (about 45 KB each: styles, scripts, ~70 "
                 "links, comments, boilerplate) served from memory on 127.0.0.1 by a separate process; `--fast` "
                 f"(no delays), robots.txt obeyed, {os.cpu_count()} CPU cores shared by the crawler, its "
-                "extraction workers and the server. CPU is the crawler's and its workers'. Extraction = "
+                f"extraction workers and the server (and other work: load average up to {load} during the run). "
+                "CPU is the crawler's and its workers'. Extraction = "
                 "trafilatura text and metadata; page processing adds charset decoding, HTML parsing and link "
                 "finding.\n\n"
                 f"{table}\n\nBest: {best['pages_per_s']} pages/s with {best['workers']} extraction process(es), "

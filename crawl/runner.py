@@ -83,10 +83,12 @@ def crawl(
         raise CorpusError("give at least one seed URL (arguments or --seeds FILE)")
     seeds = [check_url(u) for u in urls]
     out = Path(out)
-    if overwrite and out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
     job_dir = Path(job_dir) if job_dir else out / "_job"
+    if overwrite:
+        if out.exists():
+            shutil.rmtree(out)
+        (job_dir / "frontier.jsonl").unlink(missing_ok=True)  # a --job-dir outside OUT forgets too
+    out.mkdir(parents=True, exist_ok=True)
     job_dir.mkdir(parents=True, exist_ok=True)
     if not obey_robots:
         print("warning: robots.txt is being ignored (--ignore-robots); crawl only sites you may crawl",
