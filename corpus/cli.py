@@ -67,6 +67,9 @@ def crawl(
     fast: Annotated[bool, typer.Option("--fast", help="No throttling: only for your own servers.")] = False,
     ignore_robots: Annotated[bool, typer.Option("--ignore-robots", help="Do not obey robots.txt.")] = False,
     contact: Annotated[str | None, typer.Option(help="Contact URL for the User-Agent.")] = None,
+    delay: Annotated[float | None, typer.Option(help="Seconds between requests to one domain (default 1).")]
+    = None,
+    per_domain: Annotated[int | None, typer.Option(help="Concurrent requests per domain (default 2).")] = None,
     max_size: Annotated[str | None, typer.Option(help="Largest response (after gzip), e.g. 5M.")] = None,
     favor: Annotated[str, typer.Option(help="Extraction: precision, balanced or recall.")] = "precision",
     extract: Annotated[bool, typer.Option(help="Extract text now (--no-extract: keep raw HTML only).")] = True,
@@ -91,7 +94,8 @@ def crawl(
     run(list(urls or []), out, seeds_file=seeds_file, from_warc=from_warc, workers=workers, max_size=max_size,
         warc_max_size=warc_max_size, setting=setting, max_pages=max_pages or None, depth=depth,
         allowed_domains=domain, allow=allow, deny=deny, sitemaps=sitemaps, fast=fast,
-        obey_robots=not ignore_robots, contact=contact, favor=favor, extract=extract, store_html=store_html,
+        obey_robots=not ignore_robots, contact=contact, delay=delay, per_domain=per_domain, favor=favor,
+        extract=extract, store_html=store_html,
         extract_timeout=extract_timeout, extract_workers=extract_workers, warc_out=warc_out, job_dir=job_dir,
         redis_url=redis_url, redis_key=redis_key, overwrite=overwrite, output_format=output_format)
 

@@ -69,6 +69,8 @@ def crawl(
     extract_timeout: float | None = None,
     extract_workers: int | None = None,
     max_size: int | None = None,
+    delay: float | None = None,
+    per_domain: int | None = None,
     warc_out: str | Path | None = None,
     warc_max_bytes: int | None = None,
     job_dir: str | Path | None = None,
@@ -102,6 +104,8 @@ def crawl(
         "CORPUS_EXTRACT_TIMEOUT": extract_timeout,
         "CORPUS_EXTRACT_WORKERS": extract_workers,
         "DOWNLOAD_MAXSIZE": max_size,
+        "DOWNLOAD_DELAY": delay,
+        "CONCURRENT_REQUESTS_PER_DOMAIN": per_domain,
         "CORPUS_WARC_DIR": str(warc_out) if warc_out else None,
         "CORPUS_WARC_MAX_BYTES": warc_max_bytes,
     }

@@ -20,10 +20,14 @@ def test_crawl_command_prints_a_summary(tmp_path: Path) -> None:
               "/a.html": Reply(body=html("A", PARA).encode())}
     with FaultServer(routes) as server:
         result = CliRunner().invoke(app, ["crawl", server.url + "/", "-o", str(tmp_path / "out"), "--fast",
-                                          "--no-sitemaps", "--max-pages", "10", "-s", "RETRY_TIMES=0"])
+                                          "--no-sitemaps", "--max-pages", "10", "-s", "RETRY_TIMES=0",
+                                          "--per-domain", "3", "--delay", "0.01", "--contact", "https://me.test/"])
     assert result.exit_code == 0, result.output
     assert "documents" in result.output and "http_404" in result.output
     assert json.loads((tmp_path / "out" / "stats.json").read_text())["documents"] == 2
+    settings = json.loads((tmp_path / "out" / "crawl_config.json").read_text())["settings"]
+    assert settings["CONCURRENT_REQUESTS_PER_DOMAIN"] == 3 and settings["DOWNLOAD_DELAY"] == 0.01  # beat --fast
+    assert settings["RETRY_TIMES"] == 0 and settings["USER_AGENT"].endswith("(+https://me.test/)")
 
 
 def test_from_warc_command(tmp_path: Path) -> None:
