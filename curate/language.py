@@ -9,8 +9,11 @@ other languages from mixed documents before the document-level decision.
 The cascade (`cascade: true`, needs `lingua-language-detector`): fastText answers alone when it is sure;
 when it is unsure (top score under `cascade_below`) or picks a language of a group it is known to confuse
 (Indonesian/Malay, Bosnian/Croatian/Serbian, the Norwegians...), lingua decides among fastText's top
-candidates (a small lingua detector is fast); when fastText has no idea (top score under
-`cascade_full_below`), lingua's low-accuracy mode decides among all `cascade_languages`.
+candidates and their groups (a lingua detector over a few languages is fast); when fastText has no idea
+(top score under `cascade_full_below`), lingua's faster low-accuracy mode also considers the languages
+fastText cannot name (those of `cascade_languages` the model lacks) and those it is known to miss
+(`cascade_weak`: lid.176.ftz finds Yoruba and Somali sentences less than a third of the time).
+Thresholds were chosen on the dev part of lingua's test sentences (benchmarks/langid.py).
 """
 
 from __future__ import annotations
@@ -44,11 +47,13 @@ class LanguageFilter(Filter):
         drop_paragraphs: bool = False,
         min_paragraph_chars: int = 20,
         cascade: bool = False,
-        cascade_below: float = 0.9,
+        cascade_below: float = 0.8,
         cascade_full_below: float = 0.3,
         cascade_group_below: float = 0.97,
         cascade_top_k: int = 5,
+        cascade_min_candidate: float = 0.02,
         cascade_languages: list[str] | None = None,
+        cascade_weak: list[str] | None = None,
         confusable: list[list[str]] | None = None,
         label_prefix: str = "__label__",
     ) -> None:
@@ -67,7 +72,9 @@ class LanguageFilter(Filter):
         self.cascade_full_below = cascade_full_below
         self.cascade_group_below = cascade_group_below
         self.cascade_top_k = cascade_top_k
+        self.cascade_min_candidate = cascade_min_candidate
         self.cascade_languages = cascade_languages
+        self.cascade_weak = list(cascade_weak) if cascade_weak is not None else ["yo", "so"]
         self.confusable = [set(g) for g in (confusable if confusable is not None else CONFUSABLE)]
         self.label_prefix = label_prefix
 
@@ -105,28 +112,29 @@ class LanguageFilter(Filter):
         group = next((g for g in self.confusable if language in g), None)
         if score >= self.cascade_below and (group is None or score >= self.cascade_group_below):
             return top
-        if score < self.cascade_full_below:
-            detector = _full_detector(tuple(sorted(self._lingua_universe())))
-        else:
-            pool = set(candidates)
-            for g in self.confusable:
-                if pool & g:
-                    pool |= g
-            codes = tuple(sorted(c for c in pool if _lingua_language(c) is not None))
-            if len(codes) < 2:
-                return top
-            detector = _candidate_detector(codes)
-        values = detector.compute_language_confidence_values(text)
+        pool = {c for c, s in zip(candidates, scores, strict=True) if s >= self.cascade_min_candidate} | {language}
+        for g in self.confusable:
+            if pool & g:
+                pool |= g
+        unsure = score < self.cascade_full_below
+        if unsure:
+            pool |= self._unnamed() | set(self.cascade_weak)
+        codes = tuple(sorted(c for c in pool if _lingua_language(c) is not None))
+        if len(codes) < 2:
+            return top
+        values = _detector(codes, unsure).compute_language_confidence_values(text)
         if not values or values[0].value <= 0:
             return top
         best = values[0]
-        code = best.language.iso_code_639_1.name.lower()
-        return (code, float(best.value), "lingua")
+        return (best.language.iso_code_639_1.name.lower(), float(best.value), "lingua")
 
-    def _lingua_universe(self) -> list[str]:
-        if self.cascade_languages:
-            return list(self.cascade_languages)
-        return sorted(lang.iso_code_639_1.name.lower() for lang in _lingua().Language.all())
+    def _unnamed(self) -> set[str]:
+        """Languages of the cascade's universe that the fastText model has no label for."""
+        if not hasattr(self, "_unnamed_cache"):
+            labels = {label[len(self.label_prefix):] for label in self.model.get_labels()}
+            universe = self.cascade_languages or [lang.iso_code_639_1.name.lower() for lang in _lingua().Language.all()]
+            self._unnamed_cache = {c for c in universe if c not in labels}
+        return self._unnamed_cache
 
     # --- filtering ---------------------------------------------------------------------------
 
@@ -221,15 +229,8 @@ def _lingua_language(code: str) -> Any:
         return None
 
 
-@functools.lru_cache(maxsize=1024)
-def _candidate_detector(codes: tuple[str, ...]) -> Any:
-    """A detector over a few languages: lingua loads each language's models once per process."""
-    lingua = _lingua()
-    return lingua.LanguageDetectorBuilder.from_languages(*(_lingua_language(c) for c in codes)).build()
-
-
-@functools.lru_cache(maxsize=4)
-def _full_detector(codes: tuple[str, ...]) -> Any:
-    lingua = _lingua()
-    languages = [lang for lang in (_lingua_language(c) for c in codes) if lang is not None]
-    return lingua.LanguageDetectorBuilder.from_languages(*languages).with_low_accuracy_mode().build()
+@functools.lru_cache(maxsize=2048)
+def _detector(codes: tuple[str, ...], low_accuracy: bool = False) -> Any:
+    """A detector over a few languages; lingua loads each language's models once per process."""
+    builder = _lingua().LanguageDetectorBuilder.from_languages(*(_lingua_language(c) for c in codes))
+    return (builder.with_low_accuracy_mode() if low_accuracy else builder).build()
