@@ -68,6 +68,10 @@ def test_web_en_keeps_english_prose_with_every_signal_and_explains_each_removal(
         "fr": ("lang", "lang_not_allowed"), "de": ("lang", "lang_not_allowed"),
         "short": ("gopher_quality", "gopher_short_doc"), "list": ("gopher_rep", "gopher_rep_top_3_gram")}
     assert rejected["list"]["signals"]["rep_top_3_gram_frac"] > 0.18  # the score that decided is stored
+    counters = {st["id"]: st["counters"] for job in stats["jobs"] for st in job["stages"]}
+    assert counters["lang"]["in"] == 5 and counters["lang"]["dropped/lang_not_allowed"] == 2
+    assert counters["lang"]["chars_in"] > counters["lang"]["chars_kept"] > 0 and counters["lang"]["seconds"] > 0
+    assert counters["pii"]["pii/email"] == 1
 
 
 def test_multilingual_keeps_spaceless_languages_and_still_filters_them(tmp_path: Path) -> None:
