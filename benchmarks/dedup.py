@@ -525,7 +525,7 @@ def folder_bytes(folder: Path) -> int:
 
 def scale_run(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
     from corpus.config import load_config
-    from curate.dedup_plan import plan_pipeline
+    from curate.dedup_plan import peak_bytes, plan_pipeline
 
     rows = []
     for n in args.scale:
@@ -543,9 +543,7 @@ def scale_run(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
         shingle_bytes = sum(p.stat().st_size for p in sig.glob("*shingle*"))
         minhash_sig = folder_bytes(sig) - shingle_bytes
         minhash_plan = next(s for s in plan["stages"] if s["stage"] == "MinhashDedup")
-        predicted_peak = max(
-            max(s["signature_worker_bytes"] for s in plan["stages"]) * args.workers,
-            max(s["clustering_bytes"] + s["signature_worker_bytes"] * (args.workers - 1) for s in plan["stages"]))
+        predicted_peak = peak_bytes(plan, min(args.workers, shards))
         row = {"documents": n, "shards": shards, "text_mib": round(plan["text_bytes"] / 2**20),
                "seconds": run["seconds"], "docs_per_s": round(n / run["seconds"]),
                "peak_rss_mb": run["peak_rss_mb"], "predicted_peak_mb": round(predicted_peak / 2**20),
@@ -568,12 +566,17 @@ def scale_run(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
 
 def markdown(quality: dict[str, Any] | None, scale: list[dict[str, Any]] | None, command: str) -> str:
     title = "## Deduplication at scale" if scale else "## Deduplication"
-    lines = [title, "", f"Command: `{command}` (2-core machine, `--workers 2` for every system).", ""]
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    lines = [title, "", f"Command: `{command}` (2-core machine shared with other jobs: load average {load} "
+             "when the run ended; `--workers 2` for every system; times are wall clock).", ""]
     if quality:
         lines += [f"Corpus: {quality['documents']:,} documents ({quality['text_mib']} MiB) of real prose "
                   f"(AG News, Python docs, Vim manual) with {quality['planted_pairs']:,} planted duplicate pairs "
                   f"(exact, and near copies at Jaccard 0.5-0.95). Truth: word 5-gram Jaccard >= {THRESHOLD} "
-                  f"({quality['truth_clusters']:,} clusters, {quality['truth_pairs']:,} pairs).", "",
+                  f"({quality['truth_clusters']:,} clusters, {quality['truth_pairs']:,} pairs), words being runs of "
+                  "letters and digits, lower-cased, as our stage reads them (datatrove tokenizes with spaCy after "
+                  "its own normalisation, numbers -> 0, so its 5-grams differ slightly). Pair scores count every "
+                  "pair inside a cluster; a cluster counts when it matches a truth cluster exactly.", "",
                   "| system | pair P | pair R | pair F1 | cluster P | cluster R | cluster F1 | seconds | "
                   "peak RSS MB |", "|---|---|---|---|---|---|---|---|---|"]
         names = {"ours": f"corpus `--preset dedup` ({quality['bands']}x{quality['rows']}, exact verification)",

@@ -16,10 +16,14 @@ from typing import Any
 from corpus.config import build_jobs
 from corpus.io import list_shards
 
+# Calibrated on `benchmarks/dedup.py --scale` runs (1.6 KB documents; peaks sampled per process).
 PROCESS_BASE = 120 * 2**20  # a worker with numpy, pyarrow and the engine imported
+MAIN_PROCESS = 60 * 2**20  # the `corpus curate` process itself
 ID_BYTES = 26  # a 20-character id in the ids file
 PYTHON_PER_DOC = 110  # id string, length and score held in Python lists until a rank closes its runs
-ENGINE_DOC_OVERHEAD = 3.5  # Parquet rows a worker holds (read batch + writer rows): Python objects per text byte
+ENGINE_DOC_OVERHEAD = 4.3  # a rank's output rows at the end of a rank (dicts, Arrow copy, zstd): per text byte
+CLUSTER_PER_DOC = 140  # union-find arrays (40) and the Python ids, pairs and sets of the once-only step
+TOUCHED_SHINGLES = 0.8  # share of the shingle-set files verification pages in (memory-mapped, reclaimable)
 
 
 def measure_input(path: str | os.PathLike) -> dict[str, int]:
@@ -55,7 +59,7 @@ def stage_plan(stage: Any, documents: int, text_bytes: int, shards: int, max_doc
     per_rank = math.ceil(documents / max(1, shards))
     doc_bytes = text_bytes / max(1, documents)
     engine = PROCESS_BASE + min(per_rank, max_docs_per_shard) * doc_bytes * ENGINE_DOC_OVERHEAD
-    merge = 3 * MERGE_MEMORY  # a merged block, its sort order and the edges found in it
+    merge = 3 * min(MERGE_MEMORY, documents * 16)  # a merged block, its sort order and the edges found in it
     if isinstance(stage, ParagraphDedup):
         paragraphs = max(1.0, text_bytes / 400)  # about 400 bytes per paragraph of web text
         entries = paragraphs * 12
@@ -73,7 +77,8 @@ def stage_plan(stage: Any, documents: int, text_bytes: int, shards: int, max_doc
         batch = stage.batch_size * per_doc_shingles * (8 * stage.ngram + 24) + stage.batch_size * stage.num_perm * 4
     verify_disk = shingles * 4 if getattr(stage, "verify", False) else 0
     signature_worker = engine + batch + per_rank * (run_bytes * 3 + PYTHON_PER_DOC)
-    clustering = PROCESS_BASE + merge + documents * (8 * 4 + 8)  # parents, roots, sizes, temporaries; length+score
+    # The sorted runs are memory-mapped and read whole, so they count in the clustering process's RSS.
+    clustering = PROCESS_BASE + merge + documents * (CLUSTER_PER_DOC + run_bytes) + verify_disk * TOUCHED_SHINGLES
     per_doc_disk = run_bytes + 8 + ID_BYTES
     return {
         "signature_worker_bytes": int(signature_worker),
@@ -107,6 +112,17 @@ def plan_pipeline(config: dict[str, Any], input_path: str | os.PathLike) -> dict
         boundaries * measured["text_bytes"] * 0.45), "stages": stages}
 
 
+def peak_bytes(plan: dict[str, Any], workers: int) -> int:
+    """Peak memory of the whole run: all workers in a signature job, or the clustering step while the
+    other workers wait for it, plus the main process."""
+    stages = plan["stages"]
+    if not stages:
+        return 0
+    signatures = max(s["signature_worker_bytes"] for s in stages) * workers
+    clustering = max(s["clustering_bytes"] for s in stages) + PROCESS_BASE * (workers - 1)
+    return int(max(signatures, clustering) + MAIN_PROCESS)
+
+
 def _size(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if abs(n) < 1024 or unit == "TiB":
@@ -136,9 +152,7 @@ def show_plan(config: dict[str, Any], input_path: str | os.PathLike, workers: in
         table.add_row(f"{s['id']} ({s['stage']})", lsh, _size(s["signature_worker_bytes"]),
                       _size(s["clustering_bytes"]), _size(s["disk_bytes"]), str(s["index_bytes_per_document"]))
     console.print(table)
-    peak = max([s["signature_worker_bytes"] * workers for s in plan["stages"]]
-               + [s["clustering_bytes"] + s["signature_worker_bytes"] * (workers - 1) for s in plan["stages"]]
-               + [0])
+    peak = peak_bytes(plan, workers)
     disk = sum(s["disk_bytes"] for s in plan["stages"]) + plan["intermediate_disk_bytes"]
     console.print(f"peak memory, all workers: about {_size(peak)}; disk under _work/: about {_size(disk)} "
                   f"(of which {_size(plan['intermediate_disk_bytes'])} are documents between jobs)")
