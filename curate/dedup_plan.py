@@ -143,6 +143,9 @@ def show_plan(config: dict[str, Any], input_path: str | os.PathLike, workers: in
     console = Console()
     console.print(f"input: {plan['shards']} shards, {plan['documents']:,} documents, "
                   f"{_size(plan['text_bytes'])} of text; jobs: {' -> '.join(plan['jobs'])}")
+    if not plan["stages"]:
+        console.print("no dedup stage in this pipeline: nothing to plan")
+        return plan
     table = Table(title=f"dedup plan ({workers} workers)")
     for column in ("stage", "LSH", "memory / signature worker", "memory / clustering", "work disk",
                    "index bytes/doc"):
