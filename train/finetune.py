@@ -12,12 +12,14 @@ scored, never used for choices. `OUT/metrics.json` holds the evaluation (and tes
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import math
 import os
 import random
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from types import ModuleType
@@ -96,6 +98,24 @@ def load_tokenizer(path: str | Path) -> Any:
         raise CorpusError(f"{path}: cannot load its tokenizer ({err})") from err
 
 
+@contextlib.contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """No per-file progress bars or "newly initialised head" reports while loading and saving: a new head is
+    the point of fine-tuning, and the bars only clutter the training progress."""
+    import transformers
+
+    verbosity = transformers.logging.get_verbosity()
+    bars = transformers.utils.logging.is_progress_bar_enabled()
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        transformers.logging.set_verbosity(verbosity)
+        if bars:
+            transformers.utils.logging.enable_progress_bar()
+
+
 def load_model(path: str | Path, task: str, labels: list[str] | None = None, init: str = "pretrained",
                dropout: float | None = None, extra: dict[str, Any] | None = None) -> Any:
     """The task's model class over `path`'s encoder with a new head for `labels` (None: keep the saved head)."""
@@ -110,8 +130,6 @@ def load_model(path: str | Path, task: str, labels: list[str] | None = None, ini
                    "label2id": {label: i for i, label in enumerate(labels)}}
     if dropout is not None:
         options.update(hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
-    verbosity = transformers.logging.get_verbosity()
-    transformers.logging.set_verbosity_error()  # "newly initialised head" is the point here, not a warning
     try:
         config = AutoConfig.from_pretrained(str(path), local_files_only=True, **options)
         for key, value in (extra or {}).items():
@@ -120,11 +138,11 @@ def load_model(path: str | Path, task: str, labels: list[str] | None = None, ini
             return auto.from_config(config)
         if init != "pretrained":
             raise CorpusError(f"init must be 'pretrained' or 'random', not {init!r}")
-        return auto.from_pretrained(str(path), config=config, local_files_only=True, ignore_mismatched_sizes=True)
+        with quiet_transformers():
+            return auto.from_pretrained(str(path), config=config, local_files_only=True,
+                                        ignore_mismatched_sizes=True)
     except (OSError, ValueError, KeyError) as err:
         raise CorpusError(f"{path}: cannot load it for {task} ({err})") from err
-    finally:
-        transformers.logging.set_verbosity(verbosity)
 
 
 def task_of(config: Any) -> str:
@@ -270,8 +288,9 @@ def finetune(model: str | Path, train_file: str | Path, out: str | Path, **optio
     if best["state"] is not None:
         model.load_state_dict(best["state"])
     test_metrics = score(test_examples, test_features) if test_examples else None
-    model.save_pretrained(str(out_dir))
-    tokenizer.save_pretrained(str(out_dir))
+    with quiet_transformers():
+        model.save_pretrained(str(out_dir))
+        tokenizer.save_pretrained(str(out_dir))
     summary: dict[str, Any] = {
         "task": cfg.task,
         "metric": metric,
