@@ -198,10 +198,16 @@ def print_dry_run_samples(stats: dict[str, Any]) -> None:
         table.add_column("id")
         table.add_column("text", overflow="fold", max_width=80)
         table.add_column("signals", overflow="fold", max_width=40)
+        reason = key.split("/", 1)[-1]
+        family = "rep_" if reason.startswith("gopher_rep") else reason.split("_", 1)[0] + "_"
         for doc in docs:
             meta = doc["metadata"]
-            signals = {**{k: meta[k] for k in ("language", "language_score") if k in meta}, **meta.get("signals", {})}
-            shown = ", ".join(f"{k}={v}" for k, v in list(signals.items())[-6:])
+            signals = {k: meta[k] for k in ("language", "language_score") if k in meta}
+            # The signals of the rule family that removed it first (they decided), then the latest others.
+            measured = meta.get("signals", {})
+            signals.update({k: v for k, v in measured.items() if k.startswith(family)})
+            signals.update(dict(list(measured.items())[-3:]))
+            shown = ", ".join(f"{k}={v}" for k, v in list(signals.items())[:8])
             table.add_row(doc["id"], doc["text"][:300], shown)
         Console().print(table)
 
