@@ -95,11 +95,13 @@ def test_sitemaps_from_robots_nested_and_gzipped_find_unlinked_pages(tmp_path: P
         })
         for n in (1, 2):
             server.routes[f"/orphan/{n}.html"] = Reply(body=html(f"Orphan {n}", PARA * 2).encode())
-        crawl([base + "/"], tmp_path / "out", max_pages=50, depth=2, fast=True, progress=False, extract_workers=1)
+        crawl([base + "/"], tmp_path / "out", max_pages=50, depth=2, fast=True, progress=False, extract_workers=1,
+              store_html=True)
         requested = server.requests(exclude=())
     docs = {d.metadata["url"].split("/", 3)[3]: d for d in read_documents(tmp_path / "out")}
     assert set(docs) == {"", "orphan/1.html", "orphan/2.html"}  # tracking parameter dropped from the URL
     assert docs["orphan/2.html"].metadata["depth"] == 0
+    assert "Orphan 2" in docs["orphan/2.html"].metadata["html"] and docs["orphan/2.html"].text  # --store-html
     assert "/private/x.html" not in requested  # sitemap entries obey robots.txt too
     assert "/sitemap.xml" not in requested  # robots.txt named the sitemap, no guessing needed
     summary = json.loads((tmp_path / "out" / "stats.json").read_text())

@@ -88,12 +88,8 @@ def test_crawl_raw_html_then_extract_in_curate(tmp_path: Path) -> None:
     with FaultServer(routes) as server:
         crawl([server.url + "/"], tmp_path / "raw", max_pages=10, depth=1, fast=True, progress=False,
               sitemaps=False, extract=False)
-        crawl([server.url + "/"], tmp_path / "stored", max_pages=10, depth=1, fast=True, progress=False,
-              sitemaps=False, store_html=True)
     raw = list(read_documents(tmp_path / "raw"))
     assert len(raw) == 2 and all(d.text == "" and d.metadata["html"].startswith("<") for d in raw)
-    stored = list(read_documents(tmp_path / "stored"))
-    assert all(d.text and d.metadata["html"] for d in stored)
 
     config = tmp_path / "extract.yaml"
     config.write_text("name: reextract\nstages:\n  - stage: extract_html\n    favor: balanced\n")
