@@ -47,7 +47,7 @@ STAGES: dict[str, str] = {
     "hf_classifier": "curate.hf_classifier:HFClassifierFilter",
 }
 
-TOP_LEVEL_KEYS = {"name", "description", "output_format", "max_docs_per_shard", "stages", "jobs"}
+TOP_LEVEL_KEYS = {"name", "description", "output_format", "max_docs_per_shard", "split_shards_mb", "stages", "jobs"}
 DEFAULTS: dict[str, Any] = {"output_format": "parquet", "max_docs_per_shard": 100_000}
 LINE = "__line__"
 
@@ -205,6 +205,9 @@ def stage_params(entry: dict[str, Any]) -> dict[str, Any]:
 
 
 def validate(config: dict[str, Any]) -> None:
+    split = config.get("split_shards_mb")
+    if split is not None and (isinstance(split, bool) or not isinstance(split, int | float) or split <= 0):
+        raise CorpusError(f"split_shards_mb {split!r}: give a positive number of megabytes (or leave it out)")
     if config.get("output_format") not in ("parquet", "jsonl", "jsonl.gz"):
         raise CorpusError(f"output_format {config.get('output_format')!r}: choose parquet, jsonl or jsonl.gz")
     for job in config["jobs"]:

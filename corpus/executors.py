@@ -44,6 +44,7 @@ from corpus.io import (
     read_shard,
     write_manifest,
 )
+from corpus.pieces import plan, read_piece
 from corpus.stage import RankContext, Stage, format_error
 from corpus.stats import StageStats, merge_stage_lists
 
@@ -67,6 +68,7 @@ class RankTask:
     dry_run: bool = False
     samples: int = 3  # dry run: rejected documents kept per (stage, reason)
     limit: int | None = None  # read at most this many documents per input shard
+    piece: tuple[int, int] | None = None  # (index, parts) of a large input shard split across ranks
 
     @property
     def marker(self) -> Path:
@@ -199,12 +201,17 @@ def run_rank(task: RankTask) -> dict[str, Any]:
     def source() -> Iterator[Document]:
         for path in task.inputs:
             before = (read_stats["documents"], read_stats["malformed"])
-            for n, doc in enumerate(read_shard(path, on_malformed=quarantine)):
+            if task.piece is not None:
+                docs = read_piece(path, task.piece[0], task.piece[1], quarantine)
+            else:
+                docs = read_shard(path, on_malformed=quarantine)
+            for n, doc in enumerate(docs):
                 if task.limit is not None and n >= task.limit:
                     break
                 read_stats.add("documents")
                 yield doc
-            if task.job_index == 0 and (read_stats["documents"], read_stats["malformed"]) == before:
+            unread = (read_stats["documents"], read_stats["malformed"]) == before
+            if task.job_index == 0 and task.piece is None and unread:
                 # An empty input is suspicious (a failed download, a truncated copy): say so.
                 read_stats.add("empty_files")
                 quarantine(Malformed(str(path), None, "empty file: no records"))
@@ -378,7 +385,14 @@ def run_pipeline(
 def _run_jobs(config: dict[str, Any], jobs: list[Job], inputs: list[Path], input_path: str | os.PathLike,
               out_dir: Path, executor: Any, digest: str, dry_run: bool = False, samples: int = 3,
               limit: int | None = None) -> dict[str, Any]:
-    world_size = len(inputs)
+    split = config.get("split_shards_mb")
+    piece_bytes = int(split * 1_000_000) if split else None
+    # One rank per input shard, or per piece of a shard larger than `split_shards_mb`.
+    pieces: list[tuple[Path, tuple[int, int] | None]] = []
+    for path in inputs:
+        parts = plan(path, piece_bytes)
+        pieces += [(path, (i, parts) if parts > 1 else None) for i in range(parts)]
+    world_size = len(pieces)
     started = time.time()
     job_results: list[list[dict[str, Any]]] = []
     for index, job in enumerate(jobs):
@@ -387,7 +401,7 @@ def _run_jobs(config: dict[str, Any], jobs: list[Job], inputs: list[Path], input
         tasks = []
         for rank in range(world_size):
             if previous is None:
-                rank_inputs = [str(inputs[rank])]
+                rank_inputs = [str(pieces[rank][0])]
             else:
                 parts = sorted(previous.glob(f"part-{rank:05d}-*"))
                 rank_inputs = [str(p) for p in parts if not p.name.startswith(".")]
@@ -407,6 +421,7 @@ def _run_jobs(config: dict[str, Any], jobs: list[Job], inputs: list[Path], input
                     dry_run=dry_run,
                     samples=samples,
                     limit=limit if index == 0 else None,
+                    piece=pieces[rank][1] if index == 0 else None,
                 )
             )
         job_results.append(executor.map(tasks, f"{job.name} ({len(job.stages)} stages)"))

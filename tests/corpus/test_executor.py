@@ -220,3 +220,46 @@ def test_killed_run_resumes_without_losing_or_duplicating_and_skips_finished_sha
     clean = tmp_path / "clean"
     LocalExecutor(workers=1, progress=False).run(load_config(config), inp, clean)
     assert _stage_files(out) == _stage_files(clean)
+
+
+def test_large_shards_split_across_ranks_give_the_same_documents_in_the_same_order(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    lines = [json.dumps({"id": f"j{i:03d}", "text": f"{GOOD} Line {i}."}) for i in range(300)]
+    lines[137] = '{"id": "broken", "text": '  # malformed, in the middle
+    (folder / "a.jsonl").write_text("\n".join(lines) + "\n")
+    rows = [{"id": f"p{i:03d}", "text": f"{GOOD} Row {i}.", "metadata": "{}"} for i in range(120)]
+    pq.write_table(pa.Table.from_pylist(rows), folder / "b.parquet", row_group_size=25)  # 5 row groups
+    config = tmp_path / "p.yaml"
+    config.write_text("output_format: jsonl\nstages:\n  - {stage: gopher_quality, min_doc_words: 5}\n")
+
+    def run_with(split: str, out: Path) -> dict:
+        overrides = [f"split_shards_mb={split}"] if split else []
+        return LocalExecutor(workers=1, progress=False).run(load_config(config, overrides=overrides), folder, out)
+
+    whole = run_with("", tmp_path / "whole")
+    split = run_with("0.02", tmp_path / "split")  # ~70 kB of JSONL -> 4 pieces; Parquet -> up to 5 row groups
+    assert len(list((tmp_path / "split" / "_work" / "completions" / "main").glob("*.json"))) > 4
+    assert [d.id for d in read_documents(tmp_path / "split")] == [d.id for d in read_documents(tmp_path / "whole")]
+    assert split["documents_in"] == whole["documents_in"] == 299 + 120
+    assert split["quarantined"] == whole["quarantined"] == [f"{folder / 'a.jsonl'}:138: malformed record: "
+                                                             + whole["quarantined"][0].split("record: ", 1)[1]]
+
+
+def test_every_line_lands_in_exactly_one_piece(tmp_path: Path) -> None:
+    import random
+
+    from corpus.io import read_shard
+    from corpus.pieces import read_piece
+
+    rng = random.Random(0)
+    lines = [json.dumps({"id": str(i), "text": "x" * rng.randint(0, 300)}) if i % 9 else "" for i in range(200)]
+    path = tmp_path / "a.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    expected = [d.id for d in read_shard(path)]
+    for parts in range(1, 12):
+        got = [d.id for k in range(parts) for d in read_piece(path, k, parts, lambda bad: None)]
+        assert got == expected, parts
