@@ -289,7 +289,7 @@ def print_metrics(title: str, metrics: dict[str, Any]) -> None:
     print_table(title, [*headline, ("examples", metrics.get("examples", ""))])
     per = metrics.get("per_label") or metrics.get("per_type") or {}
     if per:
-        table = Table(title=f"{title}: per {'label' if 'per_label' in metrics else 'entity type'}")
+        table = Table(title=f"{title.split(' (')[0]}: per {'label' if 'per_label' in metrics else 'entity type'}")
         for column in ("", "precision", "recall", "F1", "support"):
             table.add_column(column, justify="left" if not column else "right")
         for name, m in per.items():
@@ -335,11 +335,11 @@ def finetune_command(
                        max_train_examples=max_train_examples, init="random" if random_init else "pretrained",
                        text_field=text_field, label_field=label_field, device=device, precision=precision,
                        seed=seed)
-    print_metrics(f"eval ({summary['eval_file']}, best step {summary['best_step']} of {summary['steps']})",
-                  summary["eval"])
+    print_metrics(f"eval (best step {summary['best_step']} of {summary['steps']})", summary["eval"])
     if summary["test"]:
-        print_metrics(f"test ({summary['test_file']})", summary["test"])
-    console.print(f"model and metrics.json in {summary['model_path']}", highlight=False)
+        print_metrics("test", summary["test"])
+    console.print(f"eval: {summary['eval_file']}" + (f"; test: {summary['test_file']}" if summary["test"] else "")
+                  + f"; model and metrics.json in {summary['model_path']}", highlight=False, soft_wrap=True)
 
 
 @app.command()

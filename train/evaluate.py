@@ -53,7 +53,7 @@ def load_suite(spec: str | Path, data_root: str | Path | None = None) -> dict[st
         raise CorpusError(f"{path}: invalid YAML ({err})") from err
     if not isinstance(suite, dict) or not isinstance(suite.get("tasks"), dict) or not suite["tasks"]:
         raise CorpusError(f"{path}: a suite needs a 'tasks' mapping of name -> task")
-    root = Path(data_root or os.environ.get("CORPUS_DATA_ROOT") or path.parent / suite.get("data_root", "."))
+    root = Path(data_root or os.environ.get("CORPUS_DATA_ROOT") or path.parent / suite.get("data_root", ".")).resolve()
     tasks: dict[str, dict[str, Any]] = {}
     for name, entry in suite["tasks"].items():
         where = f"{path}: task {name!r}"

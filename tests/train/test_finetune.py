@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 from transformers import AutoModelForSequenceClassification
+from typer.testing import CliRunner
 
+from corpus.cli import app
 from corpus.errors import CorpusError
 from train.classify import Objective, TextExample, class_weights, read_examples
 from train.finetune import finetune
@@ -173,3 +175,18 @@ def test_minilm_from_the_shipped_package_fine_tunes_offline(tmp_path: Path, monk
     config = json.loads((tmp_path / "minilm" / "config.json").read_text())
     assert config["architectures"] == ["BertForSequenceClassification"] and config["num_hidden_layers"] == 6
     assert config["id2label"] == {"0": "neg", "1": "pos"}
+
+
+def test_finetune_command_prints_metrics_and_exits_1_on_bad_input(tiny_bert: Path, data: dict[str, Path],
+                                                                 tmp_path: Path) -> None:
+    out = tmp_path / "cli"
+    args = ["train", "finetune", "--model", str(tiny_bert), "--train", str(data["train"]), "--eval",
+            str(data["dev"]), "--test", str(data["test"]), "-o", str(out), "--steps", "3", "--batch-size", "8",
+            "--max-length", "32", "--device", "cpu", "--class-weights", "balanced"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "macro_f1" in result.stdout and "eval: per label" in result.stdout and "test: per label" in result.stdout
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["steps"] == 3 and saved["test"]["examples"] == 24
+    result = CliRunner().invoke(app, [*args[:-2], "--class-weights", "nope"])
+    assert result.exit_code == 1 and "class weights 'nope'" in result.output
