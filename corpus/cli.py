@@ -130,6 +130,10 @@ def curate(
                                           "per reason; write no shards.")] = False,
     samples: Annotated[int, typer.Option(help="Dry run: rejected documents shown per reason.")] = 3,
     limit: Annotated[int | None, typer.Option(help="Read at most N documents per input shard.")] = None,
+    executor: Annotated[str, typer.Option(help="local (worker processes) or ray (Ray tasks; see docs/scaling.md).")]
+    = "local",
+    address: Annotated[str | None, typer.Option(help="Ray cluster to run on (HOST:PORT of its head, or ray://...); "
+                                                "default: start a local Ray.")] = None,
     list_presets: Annotated[bool, typer.Option("--list-presets", is_eager=True, callback=_print_presets,
                                                help="List the named pipelines and exit.")] = False,
 ) -> None:
@@ -140,13 +144,17 @@ def curate(
     from corpus.config import load_config
     from corpus.executors import LocalExecutor
 
+    if executor not in ("local", "ray"):
+        raise CorpusError(f"--executor must be local or ray, not {executor!r}")
+    if address and executor != "ray":
+        raise CorpusError("--address needs --executor ray")
     pipeline = load_config(config, preset, overrides)
     if plan:
         from curate.dedup_plan import show_plan
 
         show_plan(pipeline, input, workers)
         return
-    if dry_run:
+    if dry_run:  # a dry run's scratch folder is local, so it runs here whatever --executor says
         stats = LocalExecutor(workers=workers, strict=strict).run(pipeline, input, out, dry_run=True,
                                                                    samples=samples, limit=limit)
         print_curate_summary(stats)
@@ -159,7 +167,12 @@ def curate(
         return
     if overwrite and out.exists():
         shutil.rmtree(out)
-    stats = LocalExecutor(workers=workers, strict=strict).run(pipeline, input, out, limit=limit)
+    if executor == "ray":
+        from corpus.ray_executor import RayExecutor
+
+        stats = RayExecutor(address, workers=workers, strict=strict).run(pipeline, input, out, limit=limit)
+    else:
+        stats = LocalExecutor(workers=workers, strict=strict).run(pipeline, input, out, limit=limit)
     print_curate_summary(stats)
 
 

@@ -1,0 +1,179 @@
+"""Run a pipeline's ranks as Ray tasks: the same jobs, the same barriers, the same output as locally.
+
+`RayExecutor` is a drop-in for `LocalExecutor`: `run_pipeline` hands it one job's `RankTask`s at a time
+and it runs `run_rank` on each as a Ray task. Nothing about the data moves through Ray: every rank reads
+its input shards and writes its outputs (shards, dedup key runs, cluster decisions, completion markers)
+under the output folder, which is why that folder must be on a filesystem every node sees at the same
+path. Dedup's exchange is the same partitioned on-disk one as locally (sorted runs per rank, merged once
+after the barrier under a file lock), so the clusters, keepers and shards do not depend on the executor.
+
+Faults: a task whose worker process or node dies is retried by Ray (`max_retries`). A retried rank starts
+over: its half-written temp files are removed, its published shards are rewritten with the same bytes,
+and a rank that had already written its completion marker is simply skipped. An exception raised by a
+stage is not retried (it would fail the same way); it stops the run and names the rank.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from corpus.errors import CorpusError
+from corpus.executors import RankTask, _stderr, run_pipeline, run_rank
+
+
+def _run_rank_on_ray(task: RankTask) -> tuple[dict[str, Any], str, int]:  # pragma: no cover - on Ray workers
+    """`run_rank` plus where it ran (node id, pid), so a caller can see how work was spread."""
+    import ray
+
+    return run_rank(task), ray.get_runtime_context().get_node_id(), os.getpid()
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError as err:
+        raise CorpusError("--executor ray needs Ray: pip install 'corpus[distributed]' (or pip install ray)") from err
+    return ray
+
+
+class RayExecutor:
+    """Runs ranks as Ray tasks on a running cluster (`address`: HOST:PORT of its head, `auto`, or a
+    `ray://` client address) or on a Ray started here for this run (`address=None`, `workers` CPUs).
+
+    `workers` also caps how many ranks run at once (default: as many as the cluster has CPUs for,
+    `cpus_per_task` each). `runtime_env` is passed to Ray; by default the driver's `PYTHONPATH` is
+    forwarded so that stages from your own modules (`stage: mypkg.stages:MyFilter`) import on the workers.
+    """
+
+    def __init__(
+        self,
+        address: str | None = None,
+        workers: int | None = None,
+        strict: bool = False,
+        progress: bool = True,
+        max_retries: int = 3,
+        cpus_per_task: float = 1,
+        runtime_env: dict[str, Any] | None = None,
+    ) -> None:
+        if workers is not None and workers < 1:
+            raise CorpusError(f"workers must be at least 1, not {workers}")
+        self.address = address
+        self.workers = workers
+        self.strict = strict
+        self.progress = progress
+        self.max_retries = max_retries
+        self.cpus_per_task = cpus_per_task
+        self.runtime_env = runtime_env if runtime_env is not None else _default_runtime_env()
+        self.placements: list[dict[str, Any]] = []  # (job, rank, node, pid) of every finished task
+        self._connected_here = False
+
+    # --- connection ------------------------------------------------------------------------------
+
+    def connect(self) -> Any:
+        """Connect to the cluster (or start a local Ray) once; reuse a connection this process already has."""
+        ray = _import_ray()
+        if ray.is_initialized():
+            return ray
+        options: dict[str, Any] = {"logging_level": logging.WARNING, "runtime_env": self.runtime_env or None}
+        if self.address is None and not os.environ.get("RAY_ADDRESS"):
+            # A private single-machine Ray: no dashboard, nothing listening beyond this host, no usage report.
+            os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+            options.update(num_cpus=self.workers or os.cpu_count() or 1, include_dashboard=False,
+                           _node_ip_address="127.0.0.1")
+        else:
+            options["address"] = self.address
+        try:
+            ray.init(**options)
+        except (ConnectionError, RuntimeError, ValueError) as err:
+            where = self.address or os.environ.get("RAY_ADDRESS") or "a local Ray"
+            raise CorpusError(f"cannot connect to Ray at {where}: {err}") from err
+        self._connected_here = True
+        return ray
+
+    def close(self) -> None:
+        """Disconnect (and stop the local Ray if this executor started one)."""
+        if self._connected_here:
+            import ray
+
+            ray.shutdown()
+            self._connected_here = False
+
+    def __enter__(self) -> RayExecutor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- the executor interface ------------------------------------------------------------------
+
+    def map(self, tasks: list[RankTask], description: str) -> list[dict[str, Any]]:
+        """Run every task, at most `workers` at once; results in rank order, like `LocalExecutor.map`."""
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        ray = self.connect()
+        remote = ray.remote(_run_rank_on_ray).options(
+            max_retries=self.max_retries, retry_exceptions=False, num_cpus=self.cpus_per_task,
+            name=f"corpus:{description.split(' ', 1)[0]}",
+        )
+        limit = self.workers or len(tasks)
+        pending = list(tasks)
+        running: dict[Any, RankTask] = {}
+        results: dict[int, dict[str, Any]] = {}
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        try:
+            with Progress(*columns, disable=not self.progress, transient=False, console=_stderr()) as bar:
+                tracker = bar.add_task(f"{description} [ray]", total=len(tasks))
+                while pending or running:
+                    while pending and len(running) < limit:
+                        task = pending.pop(0)
+                        running[remote.remote(task)] = task
+                    done, _ = ray.wait(list(running), num_returns=1)
+                    for ref in done:
+                        task = running.pop(ref)
+                        result, node, pid = self._get(ray, ref, task)
+                        results[task.rank] = result
+                        self.placements.append({"job": task.job.name, "rank": task.rank, "node": node, "pid": pid})
+                        bar.advance(tracker)
+        except BaseException:
+            for ref in running:  # a failed or interrupted run leaves no task writing behind it
+                ray.cancel(ref, force=True)
+            raise
+        return [results[rank] for rank in sorted(results)]
+
+    def _get(self, ray: Any, ref: Any, task: RankTask) -> tuple[dict[str, Any], str, int]:
+        from ray.exceptions import RayTaskError, TaskCancelledError, WorkerCrashedError
+
+        where = f"job {task.job.name!r}, rank {task.rank} ({', '.join(task.inputs) or 'no input'})"
+        try:
+            return ray.get(ref)
+        except RayTaskError as err:
+            if isinstance(err.cause, CorpusError):
+                raise CorpusError(f"{where}: {_first_line(err.cause)}") from err
+            raise CorpusError(f"{where}: {type(err.cause).__name__}: {_first_line(err.cause)}\n{err}") from err
+        except (WorkerCrashedError, TaskCancelledError) as err:
+            raise CorpusError(f"{where}: the worker died {self.max_retries + 1} times (killed, out of memory, "
+                              f"or its node was lost); see the Ray logs. {_first_line(err)}") from err
+        except ray.exceptions.RayError as err:
+            raise CorpusError(f"{where}: {type(err).__name__}: {_first_line(err)}") from err
+
+    def run(self, config: dict[str, Any], input_path: str | os.PathLike, out_dir: str | os.PathLike,
+            **options: Any) -> dict:
+        try:
+            return run_pipeline(config, input_path, out_dir, self, **options)
+        finally:
+            self.close()
+
+
+def _first_line(err: BaseException | None) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def _default_runtime_env() -> dict[str, Any]:
+    path = os.environ.get("PYTHONPATH")
+    return {"env_vars": {"PYTHONPATH": path}} if path else {}
+
+
+__all__ = ["RayExecutor"]
