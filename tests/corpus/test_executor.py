@@ -192,15 +192,18 @@ def test_killed_run_resumes_without_losing_or_duplicating_and_skips_finished_sha
     markers = out / "_work" / "completions" / "main"
     deadline = time.time() + 60
     while time.time() < deadline and len(list(markers.glob("*.json"))) < 3:
-        time.sleep(0.02)
-    # A second run on the same folder while the first is writing: refused, not interleaved.
-    second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
-    assert second.returncode == 1 and "another run" in second.stdout + second.stderr
+        time.sleep(0.01)
     os.kill(run.pid, signal.SIGKILL)
     run.wait(timeout=10)
     time.sleep(0.3)  # the workers die with their parent
     done = {p.name: p.stat().st_mtime_ns for p in markers.glob("*.json")}
     assert 3 <= len(done) < 10, "the run must be killed mid-way"
+    # While another run holds the folder, a second one is refused rather than interleaved.
+    from corpus.executors import _exclusive
+
+    with _exclusive(out):
+        second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert second.returncode == 1 and "another run" in second.stdout + second.stderr
     parts = {p.name: p.stat().st_mtime_ns for p in (out / "_work" / "main").glob("part-*")}
     assert not (out / "stats.json").exists()
 
