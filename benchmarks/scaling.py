@@ -1,0 +1,338 @@
+"""Scaling: one pipeline on 1 and 2 workers, as local processes and as Ray tasks; resources per stage.
+
+    python benchmarks/scaling.py [DATA] [--docs 12000] [--shards 8] [--stage-docs 4000] [--write-docs]
+
+Corpus: documents of 5-12 real AG News articles each (DATA, default ../shared/data/agnews), with 5% exact
+and 10% near copies (one article swapped), in Parquet shards.
+
+1. Scaling. `corpus curate` with normalize, fastText language ID, Gopher quality, exact and MinHash dedup,
+   four times: `--executor local --workers 1|2` and `--executor ray --workers 1|2` (a local Ray started by
+   the run, with that many CPUs). Wall time of the command, the pipeline's own time from stats.json
+   (without process or Ray start-up), peak memory of the command's process tree (sampled every 50 ms),
+   and whether all four wrote the same shards (sha256 of every data and rejected shard).
+2. Resources per stage. Each stage alone (`--workers 1`, so the stage runs in the measured process) on
+   one shard of `--stage-docs` documents: documents/s, peak memory, output and `_work/` disk per document,
+   and for dedup stages what `corpus curate --plan` predicts. A second `normalize` run on a shard a quarter
+   that size gives the memory a worker holds per document of its shard (the engine's output rows).
+
+The last line printed is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+# Run as a script, this folder comes first on sys.path, and benchmarks/curate.py would shadow the package.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "agnews"
+SECTION = "## Scaling"
+PIPELINE = """output_format: parquet
+stages:
+  - stage: normalize
+  - {stage: language, id: lang, threshold: 0.5}
+  - {stage: gopher_quality, id: quality}
+  - {stage: exact_dedup, id: exact}
+  - {stage: minhash_dedup, id: minhash}
+"""
+STAGES = ["normalize", "language", "gopher_repetition", "gopher_quality", "c4_quality", "fineweb_quality", "pii",
+          "boilerplate", "exact_dedup", "url_dedup", "minhash_dedup", "paragraph_dedup"]
+
+
+# --- corpus --------------------------------------------------------------------------------------
+
+
+def articles(data: Path) -> list[str]:
+    texts = []
+    for name in ("dev.jsonl", "test.jsonl"):
+        path = data / name
+        if path.exists():
+            texts += [json.loads(line)["text"].replace("\\", " ").replace(" #39;", "'")
+                      for line in path.read_text().splitlines() if line.strip()]
+    if not texts:
+        raise SystemExit(f"{data}: no dev.jsonl or test.jsonl with AG News records")
+    return texts
+
+
+def make_corpus(data: Path, folder: Path, docs: int, shards: int, seed: int) -> int:
+    """`docs` documents in `shards` Parquet shards; returns the text bytes."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = random.Random(seed)
+    pool = articles(data)
+    made: list[str] = []
+    for _ in range(docs):
+        roll = rng.random()
+        if roll < 0.05 and made:
+            text = rng.choice(made[-500:])
+        elif roll < 0.15 and made:
+            parts = rng.choice(made[-500:]).split("\n\n")
+            parts[rng.randrange(len(parts))] = rng.choice(pool)
+            text = "\n\n".join(parts)
+        else:
+            text = "\n\n".join(rng.sample(pool, rng.randint(5, 12)))
+        made.append(text)
+    folder.mkdir(parents=True, exist_ok=True)
+    for s in range(shards):
+        chunk = made[s::shards]
+        ids = [f"s{s:02d}-{i:06d}" for i in range(len(chunk))]
+        urls = [f"https://news.example/{s}/{i % 997}" for i in range(len(chunk))]  # repeats: for url_dedup
+        table = pa.table({"id": ids, "text": chunk, "metadata": [json.dumps({"url": u}) for u in urls]})
+        pq.write_table(table, folder / f"part-{s:03d}.parquet", compression="zstd")
+    return sum(len(t.encode()) for t in made)
+
+
+# --- measuring a command -------------------------------------------------------------------------
+
+
+def tree_rss(root: int) -> int:
+    """Resident memory of a process and all its descendants, in bytes."""
+    children: dict[int, list[int]] = defaultdict(list)
+    rss: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+            children[int(fields[1])].append(int(entry))
+            rss[int(entry)] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, IndexError, ValueError):
+            continue
+    total, stack = 0, [root]
+    while stack:
+        pid = stack.pop()
+        total += rss.get(pid, 0)
+        stack += children.get(pid, [])
+    return total
+
+
+def measure(args: list[str], log: Path) -> dict[str, float]:
+    """Run `corpus ARGS`; wall seconds and peak summed RSS of its process tree."""
+    command = [sys.executable, "-c", "from corpus.cli import app; app()", *args]
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    start = time.perf_counter()
+    with open(log, "wb") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env=env)
+        peak = [0]
+
+        def sample() -> None:
+            while process.poll() is None:
+                peak[0] = max(peak[0], tree_rss(process.pid))
+                time.sleep(0.05)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        code = process.wait()
+        sampler.join()
+    seconds = time.perf_counter() - start
+    if code != 0:
+        sys.stderr.write(log.read_text(errors="replace")[-4000:])
+        raise SystemExit(f"command failed ({code}): corpus {' '.join(args)}")
+    return {"seconds": round(seconds, 2), "peak_rss_mb": round(peak[0] / 2**20, 1)}
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) if folder.exists() else 0
+
+
+def shard_digests(out: Path) -> dict[str, str]:
+    return {f"{part}/{s['name']}": s["sha256"] for part in ("data", "rejected")
+            for s in json.loads((out / part / "manifest.json").read_text())["shards"]}
+
+
+# --- 1. scaling ----------------------------------------------------------------------------------
+
+
+def scaling(inp: Path, work: Path) -> list[dict[str, Any]]:
+    config = work / "pipeline.yaml"
+    config.write_text(PIPELINE)
+    rows = []
+    for executor in ("local", "ray"):
+        for workers in (1, 2):
+            out = work / f"out-{executor}-{workers}"
+            print(f"scaling: {executor}, {workers} worker(s)", file=sys.stderr, flush=True)
+            measured = measure(["curate", str(inp), "-o", str(out), "--config", str(config), "--executor", executor,
+                                "--workers", str(workers)], work / f"{executor}-{workers}.log")
+            stats = json.loads((out / "stats.json").read_text())
+            rows.append({"executor": executor, "workers": workers, **measured,
+                         "pipeline_seconds": stats["seconds"], "documents_in": stats["documents_in"],
+                         "documents_kept": stats["documents_kept"], "digests": shard_digests(out)})
+            shutil.rmtree(out)
+    return rows
+
+
+# --- 2. resources per stage ----------------------------------------------------------------------
+
+
+def stage_runs(inp_one: Path, inp_small: Path, work: Path, docs: int, text_bytes: int) -> dict[str, Any]:
+    from corpus.config import load_config
+    from curate.dedup_plan import plan_pipeline
+
+    rows = []
+    for name in STAGES:
+        config = work / f"{name}.yaml"
+        config.write_text(f"output_format: parquet\nstages:\n  - {{stage: {name}, id: {name}}}\n")
+        out = work / f"stage-{name}"
+        print(f"stage: {name}", file=sys.stderr, flush=True)
+        measured = measure(["curate", str(inp_one), "-o", str(out), "--config", str(config), "--workers", "1"],
+                           work / f"stage-{name}.log")
+        stats = json.loads((out / "stats.json").read_text())
+        seconds = sum(s["counters"].get("seconds", 0) for job in stats["jobs"] for s in job["stages"])
+        row = {"stage": name, "docs_per_s": round(docs / seconds, 1) if seconds else None,
+               "peak_rss_mb": measured["peak_rss_mb"],
+               "output_bytes_per_doc": round(folder_bytes(out / "data") / docs + folder_bytes(out / "rejected") / docs),
+               "work_bytes_per_doc": round(folder_bytes(out / "_work") / docs),
+               "kept": stats["documents_kept"]}
+        plan = plan_pipeline(load_config(config), inp_one)
+        if plan["stages"]:
+            p = plan["stages"][0]
+            row["plan_worker_mb"] = round(p["signature_worker_bytes"] / 2**20, 1)
+            row["plan_clustering_mb"] = round(p["clustering_bytes"] / 2**20, 1)
+            row["plan_disk_bytes_per_doc"] = round((p["disk_bytes"] + plan["intermediate_disk_bytes"]) / docs)
+        rows.append(row)
+        shutil.rmtree(out)
+    # The memory a worker holds per document of its shard: normalize on a shard of docs vs docs/4.
+    config = work / "normalize.yaml"
+    small = measure(["curate", str(inp_small), "-o", str(work / "stage-small"), "--config", str(config),
+                     "--workers", "1"], work / "stage-small.log")
+    shutil.rmtree(work / "stage-small")
+    big = next(r for r in rows if r["stage"] == "normalize")["peak_rss_mb"]
+    small_docs = docs // 4
+    per_doc = (big - small["peak_rss_mb"]) * 2**20 / (docs - small_docs)
+    return {"stages": rows, "shard_memory_bytes_per_doc": round(per_doc),
+            "shard_memory_per_text_byte": round(per_doc / (text_bytes / docs), 2),
+            "small_shard_peak_rss_mb": small["peak_rss_mb"], "small_shard_docs": small_docs}
+
+
+# --- report --------------------------------------------------------------------------------------
+
+
+def markdown(rows: list[dict[str, Any]], per_stage: dict[str, Any], info: dict[str, Any], command: str) -> str:
+    by = {(r["executor"], r["workers"]): r for r in rows}
+    lines = [
+        SECTION, "",
+        f"Command: `{command}` ({info['docs']:,} documents of 5-12 AG News articles, {info['mb']:.1f} MB of text, "
+        f"{info['shards']} Parquet shards; pipeline: normalize, lid.176, Gopher quality, exact + MinHash dedup). "
+        f"Machine: {os.cpu_count()} cores **shared with other jobs** (load average {info['load_before']} before, "
+        f"{info['load_after']} after the run), so the absolute figures are noisy and 2 workers cannot show a clean "
+        "2x; the Ray rows start a local single-node Ray for each run.",
+        "",
+        "| executor | workers | wall s | pipeline s | speedup (pipeline) | peak RSS MB (tree) | same shards |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    reference = rows[0]["digests"]
+    for r in rows:
+        base = by[(r["executor"], 1)]["pipeline_seconds"]
+        lines.append(f"| {r['executor']} | {r['workers']} | {r['seconds']} | {r['pipeline_seconds']} | "
+                     f"{base / r['pipeline_seconds']:.2f}x | {r['peak_rss_mb']} | "
+                     f"{'yes' if r['digests'] == reference else 'NO'} |")
+    if not per_stage["stages"]:
+        return "\n".join(lines) + "\n"
+    lines += [
+        "",
+        f"Each stage alone, `--workers 1`, one shard of {info['stage_docs']:,} documents "
+        f"({info['stage_doc_bytes']:.0f} bytes of text each; Parquet input {info['stage_input_bytes_per_doc']:.0f} "
+        "bytes/doc). Peak RSS is the whole `corpus curate` process (Python, pyarrow and the stage's model). "
+        "Output = data + rejected shards; `_work` = intermediate files (dedup runs, shingle sets, documents "
+        "between jobs). Plan = `corpus curate --plan` for the same input (dedup stages only).",
+        "",
+        "| stage | docs/s (1 core) | peak RSS MB | output B/doc | _work B/doc "
+        "| plan: worker MB / clustering MB / disk B/doc |",
+        "|---|---|---|---|---|---|",
+    ]
+    for s in per_stage["stages"]:
+        plan = (f"{s['plan_worker_mb']} / {s['plan_clustering_mb']} / {s['plan_disk_bytes_per_doc']}"
+                if "plan_worker_mb" in s else "")
+        lines.append(f"| {s['stage']} | {s['docs_per_s']} | {s['peak_rss_mb']} | {s['output_bytes_per_doc']} | "
+                     f"{s['work_bytes_per_doc']} | {plan} |")
+    lines += [
+        "",
+        f"A worker's memory grows with the size of its shard: normalize on a {per_stage['small_shard_docs']:,}-"
+        f"document shard peaked at {per_stage['small_shard_peak_rss_mb']} MB, i.e. about "
+        f"{per_stage['shard_memory_bytes_per_doc']:,} bytes per document of the shard "
+        f"({per_stage['shard_memory_per_text_byte']} x its text), which `max_docs_per_shard` bounds.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_docs(section: str) -> Path:
+    path = REPO / "docs" / "benchmarks.md"
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
+    text = pattern.sub(lambda _: section + "\n", text) if pattern.search(text) else text.rstrip() + "\n\n" + section
+    path.write_text(text.rstrip("\n") + "\n")
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("data", nargs="?", type=Path, default=DEFAULT_DATA, help="AG News folder (dev/test.jsonl)")
+    parser.add_argument("--docs", type=int, default=12_000, help="documents for the scaling runs")
+    parser.add_argument("--shards", type=int, default=8)
+    parser.add_argument("--stage-docs", type=int, default=4_000, help="documents for the per-stage runs")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--skip-stages", action="store_true", help="only the scaling runs")
+    parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temp dir, removed)")
+    parser.add_argument("--write-docs", action="store_true")
+    args = parser.parse_args()
+    command = "python benchmarks/scaling.py" + "".join(
+        f" --{k.replace('_', '-')} {v}" for k, v in (("docs", args.docs), ("shards", args.shards),
+                                                       ("stage_docs", args.stage_docs))) + \
+        (" --skip-stages" if args.skip_stages else "") + " --write-docs"
+    work = args.work or Path(tempfile.mkdtemp(prefix="corpus-scaling-"))
+    work.mkdir(parents=True, exist_ok=True)
+    load_before = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    try:
+        text_bytes = make_corpus(args.data, work / "in", args.docs, args.shards, args.seed)
+        rows = scaling(work / "in", work)
+        per_stage: dict[str, Any] = {"stages": []}
+        stage_bytes = stage_input = 0
+        if not args.skip_stages:
+            stage_bytes = make_corpus(args.data, work / "stage-in", args.stage_docs, 1, args.seed + 1)
+            stage_input = folder_bytes(work / "stage-in")
+            make_corpus(args.data, work / "stage-small", args.stage_docs // 4, 1, args.seed + 1)
+            per_stage = stage_runs(work / "stage-in", work / "stage-small", work, args.stage_docs, stage_bytes)
+    finally:
+        if args.work is None:
+            shutil.rmtree(work, ignore_errors=True)
+    by = {(r["executor"], r["workers"]): r for r in rows}
+    result = {
+        "documents": args.docs,
+        **{f"{e}_{w}_pipeline_s": by[(e, w)]["pipeline_seconds"] for e, w in by},
+        **{f"{e}_{w}_wall_s": by[(e, w)]["seconds"] for e, w in by},
+        "local_speedup_2_vs_1": round(by[("local", 1)]["pipeline_seconds"] / by[("local", 2)]["pipeline_seconds"], 2),
+        "ray_speedup_2_vs_1": round(by[("ray", 1)]["pipeline_seconds"] / by[("ray", 2)]["pipeline_seconds"], 2),
+        "ray_vs_local_2_workers": round(by[("ray", 2)]["pipeline_seconds"] / by[("local", 2)]["pipeline_seconds"], 2),
+        "identical_outputs": all(r["digests"] == rows[0]["digests"] for r in rows),
+        "peak_rss_mb": {f"{e}_{w}": by[(e, w)]["peak_rss_mb"] for e, w in by},
+        "stages": {s["stage"]: {k: v for k, v in s.items() if k != "stage"} for s in per_stage["stages"]},
+        "load_average": load_before,
+    }
+    if per_stage["stages"]:
+        result["shard_memory_bytes_per_doc"] = per_stage["shard_memory_bytes_per_doc"]
+    if args.write_docs:
+        info = {"docs": args.docs, "mb": text_bytes / 1e6, "shards": args.shards, "load_before": load_before,
+                "load_after": ", ".join(f"{x:.1f}" for x in os.getloadavg()), "stage_docs": args.stage_docs,
+                "stage_doc_bytes": stage_bytes / max(1, args.stage_docs),
+                "stage_input_bytes_per_doc": stage_input / max(1, args.stage_docs)}
+        print(f"wrote {write_docs(markdown(rows, per_stage, info, command))}", file=sys.stderr)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
