@@ -240,13 +240,20 @@ def pretrain(
     lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 5e-4,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    grad_accum: Annotated[int, typer.Option(help="Micro-batches per optimizer step.")] = 1,
+    eval_every: Annotated[int | None, typer.Option(help="Evaluate on the held-out split every N steps.")] = None,
+    checkpoint_every: Annotated[int | None, typer.Option(help="Checkpoint every N steps.")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint in OUT.")] = False,
+    threads: Annotated[int | None, typer.Option(help="CPU threads for torch (1 is fastest on a busy machine).")] = None,
 ) -> None:
     """Train a WordPiece tokenizer and pretrain BERT (masked LM + next-sentence prediction)."""
     from train.pretrain import pretrain as run_pretrain
 
     summary = run_pretrain(data, out, steps=steps, preset=preset, objective=objective, seq_len=seq_len,
                            batch_size=batch_size, vocab_size=vocab_size, tokenizer=tokenizer, lr=lr,
-                           device=device, seed=seed)
+                           device=device, seed=seed, grad_accum=grad_accum, resume=resume,
+                           **{k: v for k, v in (("eval_every", eval_every), ("checkpoint_every", checkpoint_every),
+                                                ("threads", threads)) if v is not None})
     print_table("pretrain", list(summary.items()))
 
 

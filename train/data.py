@@ -78,7 +78,12 @@ def segment_documents(
     mostly lost. Tokenisation runs in batches through the Rust tokenizer, which uses all cores.
     Documents without any token are dropped.
     """
-    backend = tokenizer.backend_tokenizer
+    from tokenizers import Tokenizer
+
+    # A copy without the truncation or padding a loaded tokenizer may carry: we cut segments ourselves.
+    backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+    backend.no_truncation()
+    backend.no_padding()
     documents: list[Segments] = []
     block: list[str] = []
 
@@ -267,11 +272,23 @@ class MaskingCollator:
         input_ids = torch.where(masked & (action < 0.8), self.mask_id, input_ids)
         input_ids = torch.where(masked & (action >= 0.8) & (action < 0.9), random_ids, input_ids)
 
+        # The masked positions (flat indices) and their labels, padded to a size that depends only on the
+        # batch shape: the loss gathers them without a data-dependent shape, so the GPU never waits for the
+        # host and torch.compile sees static shapes. Padding has label IGNORE_INDEX.
+        flat = masked.view(-1).nonzero().squeeze(1)
+        slots = -(-rows * (round(self.mlm_probability * width) + 1) // 8) * 8
+        mlm_positions = torch.zeros(slots, dtype=torch.long)
+        mlm_positions[: len(flat)] = flat
+        mlm_labels = torch.full((slots,), IGNORE_INDEX, dtype=torch.long)
+        mlm_labels[: len(flat)] = labels.view(-1)[flat]
+
         batch = {
             "input_ids": input_ids,
             "token_type_ids": token_type_ids,
             "attention_mask": attention_mask,
             "labels": labels,
+            "mlm_positions": mlm_positions,
+            "mlm_labels": mlm_labels,
         }
         if "next_sentence_label" in examples[0]:
             batch["next_sentence_label"] = torch.tensor([e["next_sentence_label"] for e in examples])
@@ -360,6 +377,10 @@ class PretrainBatches:
             share = len(examples) // self.world_size  # equal shares: DDP ranks must take equally many steps
             self._cached = (self.epoch, examples[self.rank :: self.world_size][:share])
         return self._cached[1]
+
+    def epoch_size(self) -> int:
+        """Examples this rank trains on in the current epoch."""
+        return len(self._rank_examples())
 
     def batches_per_epoch(self) -> int:
         """Full batches only, unless the corpus is smaller than one batch (then one short batch)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import inspect
 import json
 import math
 import os
@@ -109,6 +110,10 @@ def setup_runtime(device: str = "auto") -> Runtime:
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        torch.device(device)
+    except RuntimeError as err:
+        raise CorpusError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from err
     if device.startswith("cuda"):
         if not torch.cuda.is_available():
             raise CorpusError("device 'cuda' requested but no CUDA GPU is visible; use --device cpu")
@@ -366,9 +371,13 @@ def train(
     if runtime.distributed:
         from torch.nn.parallel import DistributedDataParallel
 
-        # Buffers (position ids) are constants, so no per-forward broadcast is needed.
+        # Buffers (position ids) are constants, so no per-forward broadcast is needed; torch 2.13 renamed
+        # the switch.
+        no_buffer_sync = ({"forward_sync_buffers": False}
+                          if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters
+                          else {"broadcast_buffers": False})
         model = DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None, broadcast_buffers=False
+            model, device_ids=[device.index] if device.type == "cuda" else None, **no_buffer_sync
         )
 
     log = RunLog(out_dir, runtime.main, start if config.resume else None, config.tensorboard)

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from corpus.errors import CorpusError
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import BertConfig, BertForPreTraining
 
 # Turc et al. 2019 ("Well-Read Students Learn Better") for tiny..medium, Devlin et al. 2019 for base/large.
 PRESETS: dict[str, tuple[int, int]] = {  # name: (layers, hidden size)
@@ -21,7 +25,7 @@ PRESETS: dict[str, tuple[int, int]] = {  # name: (layers, hidden size)
 
 def bert_config(
     preset: str | Path = "tiny", *, vocab_size: int, max_position_embeddings: int = 512, **overrides: Any
-):
+) -> BertConfig:
     """A `BertConfig` from a preset name or a config JSON file (heads = H/64, intermediate = 4H).
 
     `vocab_size` comes from the tokenizer; a config file that names a smaller vocabulary is an error
@@ -62,20 +66,20 @@ def bert_config(
     return BertConfig(**values)
 
 
-def build_model(config):
+def build_model(config: BertConfig) -> BertForPreTraining:
     """A freshly initialised `BertForPreTraining`: MLM and NSP heads, decoder tied to the embeddings."""
     from transformers import BertForPreTraining
 
     return BertForPreTraining(config)
 
 
-def non_embedding_params(model) -> int:
+def non_embedding_params(model: torch.nn.Module) -> int:
     """Parameters doing per-token matmuls: everything except embedding tables and the (tied) decoder."""
     skip = {id(p) for name, p in model.named_parameters() if "embeddings" in name}
     return sum(p.numel() for p in model.parameters() if id(p) not in skip)
 
 
-def flops_per_token(config, n_params: int, seq_len: int) -> float:
+def flops_per_token(config: BertConfig, n_params: int, seq_len: int) -> float:
     """Training FLOPs per token: 6 N (forward + backward matmuls) plus the attention score/value term.
 
     The attention term is 12 * layers * hidden * seq_len (PaLM, appendix B), not halved because BERT

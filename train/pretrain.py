@@ -43,6 +43,7 @@ class PretrainConfig:
     warmup_steps: int | None = None  # None: 10% of the steps (at most 10,000)
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
+    threads: int | None = None  # torch CPU threads (None: torch's default, one per core)
     progress: bool = True
     # tokenizer
     lowercase: bool = True
@@ -101,13 +102,20 @@ class PretrainingObjective(torch.nn.Module):
         token_type_ids: torch.Tensor,
         labels: torch.Tensor,
         next_sentence_label: torch.Tensor | None = None,
+        mlm_positions: torch.Tensor | None = None,
+        mlm_labels: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Losses and accuracies; `mlm_positions`/`mlm_labels` (from `MaskingCollator`) avoid a host sync."""
         out = self.model.bert(input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
-        masked = labels != D.IGNORE_INDEX
-        logits = self.model.cls.predictions(out.last_hidden_state[masked]).float()
-        targets = labels[masked]
-        mlm_loss = F.cross_entropy(logits, targets)
-        metrics = {"mlm_loss": mlm_loss.detach(), "mlm_acc": (logits.argmax(-1) == targets).float().mean()}
+        hidden = out.last_hidden_state.flatten(0, 1)
+        if mlm_positions is None or mlm_labels is None:
+            mlm_positions = (labels.view(-1) != D.IGNORE_INDEX).nonzero().squeeze(1)
+            mlm_labels = labels.view(-1)[mlm_positions]
+        logits = self.model.cls.predictions(hidden.index_select(0, mlm_positions)).float()
+        mlm_loss = F.cross_entropy(logits, mlm_labels, ignore_index=D.IGNORE_INDEX)
+        real = mlm_labels != D.IGNORE_INDEX
+        correct = (logits.argmax(-1) == mlm_labels) & real
+        metrics = {"mlm_loss": mlm_loss.detach(), "mlm_acc": correct.sum() / real.sum().clamp(min=1)}
         loss = mlm_loss
         if self.nsp and next_sentence_label is not None:
             nsp_logits = self.model.cls.seq_relationship(out.pooler_output).float()
@@ -241,6 +249,10 @@ def pretrain(
         cfg.warmup_steps = min(10_000, cfg.steps // 10)
     if cfg.seq_len < 8 or cfg.batch_size < 1:
         raise CorpusError(f"seq_len must be >= 8 and batch_size >= 1 (got {cfg.seq_len}, {cfg.batch_size})")
+    if cfg.threads:
+        # On a machine busy with other work, OpenMP threads that spin waiting for each other can make small
+        # models many times slower; one thread is then often the fastest choice.
+        torch.set_num_threads(cfg.threads)
     runtime = setup_runtime(cfg.device)
     out_dir = Path(cfg.out)
     if runtime.main:
@@ -278,9 +290,8 @@ def pretrain(
     )
     batches = D.PretrainBatches(
         train_docs, objective=cfg.objective, seq_len=cfg.seq_len, batch_size=cfg.batch_size,
-        collator=collator,
-        cls_id=tok.cls_token_id, sep_id=tok.sep_token_id, seed=cfg.seed, rank=runtime.rank,
-        world_size=runtime.world_size, short_seq_prob=cfg.short_seq_prob,
+        collator=collator, cls_id=tok.cls_token_id, sep_id=tok.sep_token_id, seed=cfg.seed,
+        rank=runtime.rank, world_size=runtime.world_size, short_seq_prob=cfg.short_seq_prob,
     )
     eval_fn = None
     baseline: dict[str, float] = {}
@@ -306,7 +317,7 @@ def pretrain(
     data_stats = {
         "documents": len(texts), "train_documents": len(train_docs), "eval_documents": len(eval_docs),
         "train_tokens": sum(len(s) for doc in train_docs for s in doc),
-        "examples_per_epoch": len(batches._rank_examples()) * runtime.world_size,
+        "examples_per_epoch": batches.epoch_size() * runtime.world_size,
         "batches_per_epoch": batches.batches_per_epoch(),
     }
     if runtime.main:
@@ -354,6 +365,7 @@ def pretrain(
     }
     if "mfu" in result:
         summary["mfu"] = result["mfu"]
+    summary = {k: round(v, 4) if isinstance(v, float) else v for k, v in summary.items()}  # for tables
     if runtime.distributed:  # lets a caller check that every rank ended with the same weights
         summary["data_fingerprint"] = fingerprint.hexdigest()
         summary["weights_sha256"] = _weights_sha256(bert)

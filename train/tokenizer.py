@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from corpus.errors import CorpusError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 VOCAB_MULTIPLE = 64  # embedding and output matrices whose size is a multiple of 64 use GPU tensor cores well
@@ -23,7 +27,7 @@ def train_tokenizer(
     lowercase: bool = True,
     strip_accents: bool | None = None,
     min_frequency: int = 2,
-):
+) -> PreTrainedTokenizerFast:
     """Train WordPiece on `texts`; the vocabulary is padded with `[unusedN]` to a multiple of 64.
 
     A small corpus yields fewer pieces than asked for; padding (as Google's BERT vocabularies do) keeps
@@ -74,7 +78,7 @@ def train_tokenizer(
     return fast
 
 
-def load_tokenizer(path: str | Path):
+def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:
     """Load a tokenizer directory (ours or any BERT-style one with [CLS] [SEP] [MASK] [PAD])."""
     from transformers import AutoTokenizer
 

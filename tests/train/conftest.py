@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 from corpus.document import Document
 from corpus.io import write_shard
@@ -75,3 +77,13 @@ def prose_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def prose() -> list[str]:
     return list(PARAGRAPHS)
+
+
+@pytest.fixture(scope="package", autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    """The test models are too small to gain from threads, and idle OpenMP threads spinning on a busy
+    2-core machine made these tests several times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
