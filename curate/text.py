@@ -100,21 +100,24 @@ _UNITS = r"(?:km|m|cm|mm|kg|g|mg|lb|oz|ft|yd|mph|MB|KB|GB|TB|mb|kb|gb|tb)\b"
 def _token_pattern(word: str, punct: str, prefix: str = "") -> re.Pattern[str]:
     """The tokenizer as one regex, after spaCy's English rules (which datatrove, hence FineWeb, uses).
 
-    `word` is one word character, `punct` one punctuation character. Alternatives, in order: URLs;
-    abbreviations with their period (e.g., etc.); ellipses; "--"; a number before a unit (2m -> 2, m);
-    clitics ('s, 't, 'll...) as tokens of their own; a word, which keeps leading hyphens/slashes of
-    command-line flags and paths (--help, /etc) and joins internal "_", "." and "(" (os.path.join(a),
-    "-", ":", "=", "/" before a digit (3-4, x=1) and apostrophes (l'eau); any other punctuation mark.
+    `word` is one word character, `punct` one punctuation character. Alternatives, in order: URLs and
+    e-mail addresses; abbreviations with their period (e.g., etc.); ellipses; "--"; a number before a
+    unit (2m -> 2, m); clitics ('s, 't, 'll...) as tokens of their own; a word, which keeps leading
+    hyphens/slashes of flags and paths (--help, /etc) and a trailing slash (lib/), and joins what spaCy
+    does not split inside a whitespace chunk: "_", runs of . ( ) [ ] and quotes followed by more word
+    (os.path.isfile('.rc.py, l'eau), "-", ":", "=", "/" before a digit (3-4, x=1), "#" (PKCS#12);
+    any other punctuation mark.
     """
     w = word
     return re.compile(
         prefix
-        + r"(?:https?://|www\.)[^\s<>\"]*[^\s<>\".,;:!?)\]']"
+        + r"(?:https?://|www\.)[^\s<>\"]*[^\s<>\".,;:!?)\]']|[\w.+-]+@[\w-]+(?:\.[\w-]+)+"
         + f"|(?<!{w})(?=[eicvMDPSJapIL]){_ABBREVIATIONS}\\."
         + r"|\.\.+|-{2,}(?!" + w + ")"
         + f"|\\d+(?={_UNITS})"
         + f"|['’]{_CLITICS}"
-        + f"|(?:(?<![^\\s(\\[{{\"'])[-/]+)?{w}+(?:_+{w}+|[.(](?={w}){w}+|[-:=/](?=\\d)\\d+|['’](?!{_CLITICS}){w}+)*"
+        + f"|(?:(?<![^\\s(\\[{{\"'])[-/]+)?{w}+(?:_+{w}+|(?!['’]{_CLITICS})[.()\\[\\]'’\"]+(?={w}){w}+"
+        + f"|[-:=/](?=\\d)\\d+|#(?={w}){w}+)*(?:/(?!\\S))?"
         + f"|{punct}"
     )
 

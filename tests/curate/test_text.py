@@ -10,6 +10,9 @@ def test_tokens_separate_punctuation_and_keep_words_whole() -> None:
     assert tokenize("Run os.path.join(a) --help in /etc, e.g. https://x.org/a.html.") == [
         "Run", "os.path.join(a", ")", "--help", "in", "/etc", ",", "e.g.", "https://x.org/a.html", "."]
     assert tokenize("__init__ 2m") == ["_", "_", "init", "_", "_", "2", "m"]
+    # Inline code keeps brackets and quotes inside the token; e-mail addresses and trailing slashes stay whole.
+    assert tokenize("if isfile('.rc.py'): x at jo@ex.org in lib/") == [
+        "if", "isfile('.rc.py", "'", ")", ":", "x", "at", "jo@ex.org", "in", "lib/"]
     # Combining marks stay inside their word (Python's \w alone would split Hindi words apart).
     assert tokenize("हिन्दी भाषा") == ["हिन्दी", "भाषा"]
 
