@@ -5,7 +5,7 @@ punctuation marks are tokens of their own, hyphenated words split at the hyphen,
 off, but command-line flags, dotted names and abbreviations stay whole; combining marks stay inside their
 word (Devanagari, Arabic...). It is one compiled `re` pattern, so it runs at C speed, and a document is
 split once however many filters look at it. On real documents its Gopher/FineWeb decisions agree with
-spaCy's tokenization on ~98.5% of documents (benchmarks/curate.py measures it).
+spaCy's tokenization on ~98.8% of documents (benchmarks/curate.py measures it).
 
 Languages written without spaces (Chinese, Japanese, Thai, Lao, Khmer, Burmese, Tibetan) get one token
 per character (a Thai/Lao/... character keeps its combining vowel and tone marks), and filters scale
