@@ -369,9 +369,9 @@ def measure(which: str, inp: Path, out: Path, workers: int, shards: int) -> tupl
 
 
 EXPLAIN = {  # first match wins
-    "gopher_below_alpha_threshold": "tokenization: spaCy keeps inline code whole (os.path.isfile('.pythonrc.py "
-    "is one token) where our regex splits off brackets and quotes, so the share of tokens with a letter lands "
-    "on the other side of 0.8 in code-heavy pages",
+    "gopher_below_alpha_threshold": "tokenization on code, roff leftovers and contractions (spaCy: `can not`, "
+    "`do n't`; ours: `cannot`, `don 't`; spaCy keeps odd chunks like `h'-04'•h'+03'c` whole): the share of tokens "
+    "with a letter lands on the other side of 0.8",
     "gopher_short_doc": "tokenization: word counts within a few words of 50",
     "too_few_sentences": "sentence splitting: spaCy's sentencizer vs our regex (abbreviations, quotes, code) "
     "around C4's 5-sentence minimum",
