@@ -21,6 +21,8 @@ from pathlib import Path
 # This file is named like the `crawl` package: keep its folder off the import path so `import crawl` finds
 # the package, not this script.
 HERE = Path(__file__).resolve().parent
+from docs_section import replace_section  # noqa: E402  (before this folder leaves sys.path)
+
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 
 import argparse  # noqa: E402
@@ -176,17 +178,6 @@ def run_once(url: str, pages: int, workers: int, out: Path, profile: str | None)
     }
 
 
-def write_section(body: str) -> Path:
-    path = REPO / "docs" / "benchmarks.md"
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    start = text.find(f"\n{SECTION}\n")
-    if start == -1:
-        text = text.rstrip("\n") + "\n\n" + body
-    else:
-        end = text.find("\n## ", start + 1)
-        text = text[:start + 1] + body + (text[end:] if end != -1 else "")
-    path.write_text(text.rstrip("\n") + "\n")
-    return path
 
 
 def main() -> None:
@@ -265,7 +256,7 @@ def main() -> None:
                 "and pay off only where cores are idle. Without extraction, one crawler process needs "
                 f"{base['crawler_cpu_s_per_page'] * 1000:.1f} ms of CPU per page: a ceiling of about {ceiling} "
                 f"pages/s per crawler process when extraction runs on other cores.{prof}\n")
-        print(f"wrote {write_section(body)}")
+        print(f"wrote {replace_section(SECTION, body)}")
     print(json.dumps(result))
 
 

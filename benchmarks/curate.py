@@ -36,6 +36,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from docs_section import replace_section  # noqa: E402  (sibling module; this folder is sys.path[0])
+
 SECTION = "## Curation (web-en vs datatrove)"
 PYTHON_DOCS = Path("/usr/share/doc/python3.11/html")
 MAN = Path("/usr/share/man")
@@ -432,21 +434,10 @@ def main() -> None:
     }
     print(json.dumps(comparison, indent=2))
     if args.write_docs:
-        print(f"wrote {write_section(docs_section(result, comparison, info, args))}")
+        print(f"wrote {replace_section(SECTION, docs_section(result, comparison, info, args))}")
     print(json.dumps(result))
 
 
-def write_section(body: str) -> Path:
-    path = ROOT / "docs" / "benchmarks.md"
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    start = text.find(f"\n{SECTION}\n")
-    if start == -1:
-        text = text.rstrip("\n") + "\n\n" + body
-    else:
-        end = text.find("\n## ", start + 1)
-        text = text[:start + 1] + body + (text[end:] if end != -1 else "")
-    path.write_text(text.rstrip("\n") + "\n")
-    return path
 
 
 def docs_section(result: dict, comparison: dict, info: dict, args: argparse.Namespace) -> str:

@@ -26,6 +26,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from docs_section import replace_section  # noqa: E402
+
 # benchmarks/crawl.py would shadow the `crawl` package: keep this folder off the import path.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 REPO = Path(__file__).resolve().parents[1]
@@ -115,17 +117,6 @@ def run_pool(pages: dict[str, bytes], urls: dict[str, str], workers: int) -> flo
     return len(pages) / elapsed
 
 
-def write_section(body: str) -> Path:
-    path = REPO / "docs" / "benchmarks.md"
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    start = text.find(f"\n{SECTION}\n")
-    if start == -1:
-        text = text.rstrip("\n") + "\n\n" + body
-    else:
-        end = text.find("\n## ", start + 1)
-        text = text[:start + 1] + body + (text[end:] if end != -1 else "")
-    path.write_text(text.rstrip("\n") + "\n")
-    return path
 
 
 def main() -> None:
@@ -187,7 +178,7 @@ def main() -> None:
                 f"{os.cpu_count()} cores during the run, so compare the two rows, not runs).\n\n{table}\n\n"
                 f"F1 ratio ours/trafilatura: {result['f1_ratio']:.3f}; speed ratio: {result['speed_ratio']:.2f}."
                 f"{pool}\n")
-        print(f"wrote {write_section(body)}")
+        print(f"wrote {replace_section(SECTION, body)}")
     print(json.dumps(result))
 
 

@@ -29,6 +29,8 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from docs_section import replace_section  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "langid_lingua_sentences"
@@ -62,17 +64,6 @@ def run_stage(stage, texts: list[str]) -> tuple[list[str], float]:  # noqa: ANN0
     return [d.metadata["language"] for d in docs], time.process_time() - start
 
 
-def write_section(body: str) -> Path:
-    path = REPO / "docs" / "benchmarks.md"
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    start = text.find(f"\n{SECTION}\n")
-    if start == -1:
-        text = text.rstrip("\n") + "\n\n" + body
-    else:
-        end = text.find("\n## ", start + 1)
-        text = text[:start + 1] + body + (text[end:] if end != -1 else "")
-    path.write_text(text.rstrip("\n") + "\n")
-    return path
 
 
 def main() -> None:
@@ -180,7 +171,7 @@ swung 2-4x with its load.
 |---|---|---|
 {rows_md}
 """
-        print(f"wrote {write_section(body)}")
+        print(f"wrote {replace_section(SECTION, body)}")
     print(json.dumps(result))
 
 
