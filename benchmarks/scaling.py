@@ -99,10 +99,11 @@ def make_corpus(data: Path, folder: Path, docs: int, shards: int, seed: int) -> 
 # --- measuring a command -------------------------------------------------------------------------
 
 
-def tree_rss(root: int) -> int:
-    """Resident memory of a process and all its descendants, in bytes."""
+def tree_sample(root: int, cpu: dict[int, float]) -> int:
+    """Resident memory of a process and all its descendants, in bytes; records each one's CPU seconds
+    so far in `cpu` (by pid), so the last sample of every process counts."""
     children: dict[int, list[int]] = defaultdict(list)
-    rss: dict[int, int] = {}
+    stats: dict[int, tuple[int, float]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -110,13 +111,17 @@ def tree_rss(root: int) -> int:
             with open(f"/proc/{entry}/stat") as handle:
                 fields = handle.read().rsplit(")", 1)[1].split()
             children[int(fields[1])].append(int(entry))
-            rss[int(entry)] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
+            seconds = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+            stats[int(entry)] = (int(fields[21]) * os.sysconf("SC_PAGE_SIZE"), seconds)
         except (OSError, IndexError, ValueError):
             continue
     total, stack = 0, [root]
     while stack:
         pid = stack.pop()
-        total += rss.get(pid, 0)
+        rss, seconds = stats.get(pid, (0, 0.0))
+        total += rss
+        if pid in stats:
+            cpu[pid] = seconds
         stack += children.get(pid, [])
     return total
 
@@ -129,10 +134,11 @@ def measure(args: list[str], log: Path) -> dict[str, float]:
     with open(log, "wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env=env)
         peak = [0]
+        cpu: dict[int, float] = {}
 
         def sample() -> None:
             while process.poll() is None:
-                peak[0] = max(peak[0], tree_rss(process.pid))
+                peak[0] = max(peak[0], tree_sample(process.pid, cpu))
                 time.sleep(0.05)
 
         sampler = threading.Thread(target=sample, daemon=True)
@@ -143,7 +149,8 @@ def measure(args: list[str], log: Path) -> dict[str, float]:
     if code != 0:
         sys.stderr.write(log.read_text(errors="replace")[-4000:])
         raise SystemExit(f"command failed ({code}): corpus {' '.join(args)}")
-    return {"seconds": round(seconds, 2), "peak_rss_mb": round(peak[0] / 2**20, 1)}
+    return {"seconds": round(seconds, 2), "peak_rss_mb": round(peak[0] / 2**20, 1),
+            "cpu_seconds": round(sum(cpu.values()), 1)}
 
 
 def folder_bytes(folder: Path) -> int:
@@ -179,7 +186,7 @@ def scaling(inp: Path, work: Path) -> list[dict[str, Any]]:
 # --- 2. resources per stage ----------------------------------------------------------------------
 
 
-def stage_runs(inp_one: Path, inp_small: Path, work: Path, docs: int, text_bytes: int) -> dict[str, Any]:
+def stage_runs(inp: Path, work: Path, docs: int) -> list[dict[str, Any]]:
     from corpus.config import load_config
     from curate.dedup_plan import plan_pipeline
 
@@ -189,7 +196,7 @@ def stage_runs(inp_one: Path, inp_small: Path, work: Path, docs: int, text_bytes
         config.write_text(f"output_format: parquet\nstages:\n  - {{stage: {name}, id: {name}}}\n")
         out = work / f"stage-{name}"
         print(f"stage: {name}", file=sys.stderr, flush=True)
-        measured = measure(["curate", str(inp_one), "-o", str(out), "--config", str(config), "--workers", "1"],
+        measured = measure(["curate", str(inp), "-o", str(out), "--config", str(config), "--workers", "1"],
                            work / f"stage-{name}.log")
         stats = json.loads((out / "stats.json").read_text())
         seconds = sum(s["counters"].get("seconds", 0) for job in stats["jobs"] for s in job["stages"])
@@ -198,7 +205,7 @@ def stage_runs(inp_one: Path, inp_small: Path, work: Path, docs: int, text_bytes
                "output_bytes_per_doc": round(folder_bytes(out / "data") / docs + folder_bytes(out / "rejected") / docs),
                "work_bytes_per_doc": round(folder_bytes(out / "_work") / docs),
                "kept": stats["documents_kept"]}
-        plan = plan_pipeline(load_config(config), inp_one)
+        plan = plan_pipeline(load_config(config), inp)
         if plan["stages"]:
             p = plan["stages"][0]
             row["plan_worker_mb"] = round(p["signature_worker_bytes"] / 2**20, 1)
@@ -206,17 +213,28 @@ def stage_runs(inp_one: Path, inp_small: Path, work: Path, docs: int, text_bytes
             row["plan_disk_bytes_per_doc"] = round((p["disk_bytes"] + plan["intermediate_disk_bytes"]) / docs)
         rows.append(row)
         shutil.rmtree(out)
-    # The memory a worker holds per document of its shard: normalize on a shard of docs vs docs/4.
-    config = work / "normalize.yaml"
-    small = measure(["curate", str(inp_small), "-o", str(work / "stage-small"), "--config", str(config),
-                     "--workers", "1"], work / "stage-small.log")
-    shutil.rmtree(work / "stage-small")
-    big = next(r for r in rows if r["stage"] == "normalize")["peak_rss_mb"]
-    small_docs = docs // 4
-    per_doc = (big - small["peak_rss_mb"]) * 2**20 / (docs - small_docs)
-    return {"stages": rows, "shard_memory_bytes_per_doc": round(per_doc),
-            "shard_memory_per_text_byte": round(per_doc / (text_bytes / docs), 2),
-            "small_shard_peak_rss_mb": small["peak_rss_mb"], "small_shard_docs": small_docs}
+    return rows
+
+
+def shard_memory(data: Path, work: Path, docs: int, seed: int) -> dict[str, Any]:
+    """Peak memory of `normalize` on one shard of `docs` documents and of a quarter as many: the
+    difference is what a worker holds per document of its shard (its output rows until it writes them)."""
+    config = work / "normalize-only.yaml"
+    config.write_text("output_format: parquet\nstages:\n  - normalize\n")
+    peaks, text = {}, {}
+    for n in (docs // 4, docs):
+        inp = work / f"shard-{n}"
+        text[n] = make_corpus(data, inp, n, 1, seed)
+        print(f"shard memory: {n} documents", file=sys.stderr, flush=True)
+        peaks[n] = measure(["curate", str(inp), "-o", str(work / f"shard-out-{n}"), "--config", str(config),
+                            "--workers", "1"], work / f"shard-{n}.log")["peak_rss_mb"]
+        shutil.rmtree(work / f"shard-out-{n}")
+        shutil.rmtree(inp)
+    small, big = docs // 4, docs
+    per_doc = (peaks[big] - peaks[small]) * 2**20 / (big - small)
+    return {"docs": [small, big], "peak_rss_mb": [peaks[small], peaks[big]],
+            "text_mb": [round(text[small] / 2**20, 1), round(text[big] / 2**20, 1)],
+            "bytes_per_doc": round(per_doc), "per_text_byte": round(per_doc / (text[big] / big), 2)}
 
 
 # --- report --------------------------------------------------------------------------------------
@@ -232,14 +250,15 @@ def markdown(rows: list[dict[str, Any]], per_stage: dict[str, Any], info: dict[s
         f"{info['load_after']} after the run), so the absolute figures are noisy and 2 workers cannot show a clean "
         "2x; the Ray rows start a local single-node Ray for each run.",
         "",
-        "| executor | workers | wall s | pipeline s | speedup (pipeline) | peak RSS MB (tree) | same shards |",
-        "|---|---|---|---|---|---|---|",
+        "| executor | workers | wall s | pipeline s | speedup (pipeline) | CPU s (tree) | peak RSS MB (tree) "
+        "| same shards |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     reference = rows[0]["digests"]
     for r in rows:
         base = by[(r["executor"], 1)]["pipeline_seconds"]
         lines.append(f"| {r['executor']} | {r['workers']} | {r['seconds']} | {r['pipeline_seconds']} | "
-                     f"{base / r['pipeline_seconds']:.2f}x | {r['peak_rss_mb']} | "
+                     f"{base / r['pipeline_seconds']:.2f}x | {r['cpu_seconds']} | {r['peak_rss_mb']} | "
                      f"{'yes' if r['digests'] == reference else 'NO'} |")
     if not per_stage["stages"]:
         return "\n".join(lines) + "\n"
@@ -260,12 +279,14 @@ def markdown(rows: list[dict[str, Any]], per_stage: dict[str, Any], info: dict[s
                 if "plan_worker_mb" in s else "")
         lines.append(f"| {s['stage']} | {s['docs_per_s']} | {s['peak_rss_mb']} | {s['output_bytes_per_doc']} | "
                      f"{s['work_bytes_per_doc']} | {plan} |")
+    m = per_stage["shard_memory"]
     lines += [
         "",
-        f"A worker's memory grows with the size of its shard: normalize on a {per_stage['small_shard_docs']:,}-"
-        f"document shard peaked at {per_stage['small_shard_peak_rss_mb']} MB, i.e. about "
-        f"{per_stage['shard_memory_bytes_per_doc']:,} bytes per document of the shard "
-        f"({per_stage['shard_memory_per_text_byte']} x its text), which `max_docs_per_shard` bounds.",
+        f"Memory per document of a worker's shard: `normalize` alone on one shard of {m['docs'][0]:,} documents "
+        f"({m['text_mb'][0]} MiB of text) peaked at {m['peak_rss_mb'][0]} MB, on {m['docs'][1]:,} documents "
+        f"({m['text_mb'][1]} MiB) at {m['peak_rss_mb'][1]} MB: {m['bytes_per_doc']:,} bytes per document, "
+        f"{m['per_text_byte']} x its text (the rows of the output shard held until it is written; "
+        "`max_docs_per_shard` bounds it).",
     ]
     return "\n".join(lines) + "\n"
 
@@ -285,6 +306,7 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=12_000, help="documents for the scaling runs")
     parser.add_argument("--shards", type=int, default=8)
     parser.add_argument("--stage-docs", type=int, default=4_000, help="documents for the per-stage runs")
+    parser.add_argument("--shard-docs", type=int, default=20_000, help="largest shard of the shard-memory runs")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-stages", action="store_true", help="only the scaling runs")
     parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temp dir, removed)")
@@ -292,7 +314,8 @@ def main() -> None:
     args = parser.parse_args()
     command = "python benchmarks/scaling.py" + "".join(
         f" --{k.replace('_', '-')} {v}" for k, v in (("docs", args.docs), ("shards", args.shards),
-                                                       ("stage_docs", args.stage_docs))) + \
+                                                       ("stage_docs", args.stage_docs),
+                                                       ("shard_docs", args.shard_docs))) + \
         (" --skip-stages" if args.skip_stages else "") + " --write-docs"
     work = args.work or Path(tempfile.mkdtemp(prefix="corpus-scaling-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -305,8 +328,8 @@ def main() -> None:
         if not args.skip_stages:
             stage_bytes = make_corpus(args.data, work / "stage-in", args.stage_docs, 1, args.seed + 1)
             stage_input = folder_bytes(work / "stage-in")
-            make_corpus(args.data, work / "stage-small", args.stage_docs // 4, 1, args.seed + 1)
-            per_stage = stage_runs(work / "stage-in", work / "stage-small", work, args.stage_docs, stage_bytes)
+            per_stage = {"stages": stage_runs(work / "stage-in", work, args.stage_docs),
+                         "shard_memory": shard_memory(args.data, work, args.shard_docs, args.seed + 2)}
     finally:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)
@@ -320,11 +343,12 @@ def main() -> None:
         "ray_vs_local_2_workers": round(by[("ray", 2)]["pipeline_seconds"] / by[("local", 2)]["pipeline_seconds"], 2),
         "identical_outputs": all(r["digests"] == rows[0]["digests"] for r in rows),
         "peak_rss_mb": {f"{e}_{w}": by[(e, w)]["peak_rss_mb"] for e, w in by},
+        "cpu_seconds": {f"{e}_{w}": by[(e, w)]["cpu_seconds"] for e, w in by},
         "stages": {s["stage"]: {k: v for k, v in s.items() if k != "stage"} for s in per_stage["stages"]},
         "load_average": load_before,
     }
     if per_stage["stages"]:
-        result["shard_memory_bytes_per_doc"] = per_stage["shard_memory_bytes_per_doc"]
+        result["shard_memory_bytes_per_doc"] = per_stage["shard_memory"]["bytes_per_doc"]
     if args.write_docs:
         info = {"docs": args.docs, "mb": text_bytes / 1e6, "shards": args.shards, "load_before": load_before,
                 "load_after": ", ".join(f"{x:.1f}" for x in os.getloadavg()), "stage_docs": args.stage_docs,

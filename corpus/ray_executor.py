@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from typing import Any
 
 from corpus.errors import CorpusError
@@ -72,16 +73,18 @@ class RayExecutor:
     # --- connection ------------------------------------------------------------------------------
 
     def connect(self) -> Any:
-        """Connect to the cluster (or start a local Ray) once; reuse a connection this process already has."""
+        """Connect to the cluster (or start a local Ray) once; a connection this process already has is reused
+        (after checking that an explicit `address` answers at all)."""
         ray = _import_ray()
+        if self.address is not None:
+            _check_reachable(self.address)
         if ray.is_initialized():
             return ray
         options: dict[str, Any] = {"logging_level": logging.WARNING, "runtime_env": self.runtime_env or None}
         if self.address is None and not os.environ.get("RAY_ADDRESS"):
-            # A private single-machine Ray: no dashboard, nothing listening beyond this host, no usage report.
+            # A private single-machine Ray for this run: no dashboard, no usage report.
             os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-            options.update(num_cpus=self.workers or os.cpu_count() or 1, include_dashboard=False,
-                           _node_ip_address="127.0.0.1")
+            options.update(num_cpus=self.workers or os.cpu_count() or 1, include_dashboard=False)
         else:
             options["address"] = self.address
         try:
@@ -161,9 +164,25 @@ class RayExecutor:
     def run(self, config: dict[str, Any], input_path: str | os.PathLike, out_dir: str | os.PathLike,
             **options: Any) -> dict:
         try:
+            self.connect()  # before anything is written: a wrong address fails here
             return run_pipeline(config, input_path, out_dir, self, **options)
         finally:
             self.close()
+
+
+def _check_reachable(address: str | None) -> None:
+    """Fail fast on a HOST:PORT nobody listens on (Ray itself would keep retrying for minutes)."""
+    if not address or address == "auto" or "://" in address:
+        return
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise CorpusError(f"--address {address!r}: expected HOST:PORT of the Ray head (e.g. 10.0.0.5:6379), "
+                          "auto, or ray://HOST:PORT")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=10).close()
+    except OSError as err:
+        raise CorpusError(f"no Ray cluster answers at {address} ({err.strerror or err}); start one with "
+                          f"`ray start --head --port={port}` or check the address") from None
 
 
 def _first_line(err: BaseException | None) -> str:

@@ -122,3 +122,16 @@ def test_executor_options_are_checked(corpus_dir: Path, tmp_path: Path) -> None:
     stray = runner.invoke(app, ["curate", str(corpus_dir), "-o", str(tmp_path / "b"), "--address", "127.0.0.1:1"])
     assert stray.exit_code == 1 and "--address needs --executor ray" in stray.output
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_an_address_where_no_ray_listens_fails_fast_and_writes_nothing(corpus_dir: Path, tmp_path: Path) -> None:
+    import socket
+
+    pytest.importorskip("ray")
+    with socket.socket() as s:  # a port that was free a moment ago: nobody listens there
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    result = CliRunner().invoke(app, ["curate", str(corpus_dir), "-o", str(tmp_path / "out"), "--executor", "ray",
+                                      "--address", f"127.0.0.1:{port}"])
+    assert result.exit_code == 1 and f"no Ray cluster answers at 127.0.0.1:{port}" in result.output
+    assert not (tmp_path / "out").exists()
