@@ -79,7 +79,7 @@ def read_shard(
     path = Path(path)
     report = on_malformed or _raise_malformed
     if path.name.endswith(".parquet"):
-        yield from _read_parquet(path, report)
+        yield from read_parquet(path, report)
     else:
         yield from _read_jsonl(path, report)
 
@@ -90,26 +90,39 @@ def _read_jsonl(path: Path, report: Callable[[Malformed], None]) -> Iterator[Doc
     try:
         with opener(path, "rb") as handle:
             for line_no, raw in enumerate(handle, start=1):
-                if not raw.strip():
-                    continue
-                try:
-                    record = json.loads(raw.decode("utf-8"))
-                    if not isinstance(record, dict):
-                        raise ValueError(f"expected a JSON object, got {type(record).__name__}")
-                    yield Document.from_record(record)
-                except UnicodeDecodeError as err:
-                    report(Malformed(str(path), line_no, f"invalid UTF-8 ({err.reason})", _preview(raw)))
-                except ValueError as err:  # JSONDecodeError is a ValueError
-                    report(Malformed(str(path), line_no, f"malformed record: {err}", _preview(raw)))
+                doc = parse_jsonl_line(path, line_no, raw, report)
+                if doc is not None:
+                    yield doc
     except (OSError, EOFError, zlib.error) as err:
         report(Malformed(str(path), line_no + 1, f"unreadable after line {line_no}: {err}"))
+
+
+def parse_jsonl_line(
+    path: Path, line_no: int, raw: bytes, report: Callable[[Malformed], None]
+) -> Document | None:
+    """One JSONL line as a Document; None for a blank line or a bad record (reported with file and line)."""
+    if not raw.strip():
+        return None
+    try:
+        record = json.loads(raw.decode("utf-8"))
+        if not isinstance(record, dict):
+            raise ValueError(f"expected a JSON object, got {type(record).__name__}")
+        return Document.from_record(record)
+    except UnicodeDecodeError as err:
+        report(Malformed(str(path), line_no, f"invalid UTF-8 ({err.reason})", _preview(raw)))
+    except ValueError as err:  # JSONDecodeError is a ValueError
+        report(Malformed(str(path), line_no, f"malformed record: {err}", _preview(raw)))
+    return None
 
 
 def _preview(raw: bytes) -> str:
     return raw[:2000].decode("utf-8", "replace")
 
 
-def _read_parquet(path: Path, report: Callable[[Malformed], None]) -> Iterator[Document]:
+def read_parquet(
+    path: Path, report: Callable[[Malformed], None], row_groups: list[int] | None = None
+) -> Iterator[Document]:
+    """All rows, or only `row_groups` (a contiguous run); row numbers in reports are those of the whole file."""
     import pyarrow.parquet as pq
 
     try:
@@ -117,9 +130,9 @@ def _read_parquet(path: Path, report: Callable[[Malformed], None]) -> Iterator[D
     except Exception as err:  # pyarrow raises several types for a corrupt footer
         report(Malformed(str(path), None, f"unreadable Parquet file: {err}"))
         return
-    row = 0
+    row = sum(handle.metadata.row_group(i).num_rows for i in range(row_groups[0])) if row_groups else 0
     try:
-        for batch in handle.iter_batches(batch_size=1024):
+        for batch in handle.iter_batches(batch_size=1024, row_groups=row_groups):
             for record in batch.to_pylist():
                 row += 1
                 meta = record.get("metadata")
@@ -151,7 +164,7 @@ def _encode_jsonl(record: dict[str, Any]) -> bytes:
     return (json.dumps(record, ensure_ascii=False, default=str) + "\n").encode("utf-8", "surrogatepass")
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -252,7 +265,7 @@ class ShardWriter:
         infos = []
         for tmp, final, count in self._pending:
             os.replace(tmp, final)
-            infos.append(ShardInfo(final.name, count, _sha256(final), final.stat().st_size))
+            infos.append(ShardInfo(final.name, count, sha256_file(final), final.stat().st_size))
         self._pending = []
         return infos
 
@@ -328,7 +341,7 @@ def verify_manifest(folder: str | os.PathLike) -> list[str]:
         path = folder / shard["name"]
         if not path.exists():
             problems.append(f"{path}: missing")
-        elif _sha256(path) != shard["sha256"]:
+        elif sha256_file(path) != shard["sha256"]:
             problems.append(f"{path}: checksum mismatch")
     return problems
 

@@ -9,13 +9,12 @@ result is the same whatever the piece size.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from corpus.document import Document
-from corpus.io import Malformed
+from corpus.io import Malformed, parse_jsonl_line, read_parquet
 
 CHUNK = 1 << 20
 
@@ -76,18 +75,9 @@ def _jsonl_piece(path: Path, index: int, parts: int, report: Callable[[Malformed
                 break
             position += len(raw)
             line_no += 1
-            if not raw.strip():
-                continue
-            preview = raw[:2000].decode("utf-8", "replace")
-            try:
-                record = json.loads(raw.decode("utf-8"))
-                if not isinstance(record, dict):
-                    raise ValueError(f"expected a JSON object, got {type(record).__name__}")
-                yield Document.from_record(record)
-            except UnicodeDecodeError as err:
-                report(Malformed(str(path), line_no, f"invalid UTF-8 ({err.reason})", preview))
-            except ValueError as err:
-                report(Malformed(str(path), line_no, f"malformed record: {err}", preview))
+            doc = parse_jsonl_line(path, line_no, raw, report)
+            if doc is not None:
+                yield doc
 
 
 def _parquet_piece(path: Path, index: int, parts: int, report: Callable[[Malformed], None]) -> Iterator[Document]:
@@ -96,19 +86,5 @@ def _parquet_piece(path: Path, index: int, parts: int, report: Callable[[Malform
     handle = pq.ParquetFile(path)
     groups = handle.num_row_groups
     mine = list(range(groups * index // parts, groups * (index + 1) // parts))
-    if not mine:
-        return
-    row = sum(handle.metadata.row_group(i).num_rows for i in range(mine[0]))
-    try:
-        for batch in handle.iter_batches(row_groups=mine, batch_size=1024):
-            for record in batch.to_pylist():
-                row += 1
-                meta = record.get("metadata")
-                try:
-                    if isinstance(meta, str):
-                        record["metadata"] = json.loads(meta) if meta else {}
-                    yield Document.from_record(record)
-                except ValueError as err:
-                    report(Malformed(str(path), row, f"malformed record: {err}", str(record)[:2000]))
-    except OSError as err:
-        report(Malformed(str(path), row + 1, f"unreadable Parquet data after row {row}: {err}"))
+    if mine:
+        yield from read_parquet(path, report, row_groups=mine)

@@ -10,7 +10,6 @@ clean shutdown, so after SIGKILL it would lose the frontier.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -19,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from corpus.errors import CorpusError
-from corpus.io import FORMATS, ShardInfo, clean_temp_files, read_manifest, read_shard, write_manifest
+from corpus.io import FORMATS, ShardInfo, clean_temp_files, read_manifest, read_shard, sha256_file, write_manifest
 from crawl.urls import canonicalize
 
 
@@ -71,14 +70,6 @@ def _ends_with_newline(path: Path) -> bool:
     with open(path, "rb") as handle:
         handle.seek(-1, os.SEEK_END)
         return handle.read(1) == b"\n"
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _published_records(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:

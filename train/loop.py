@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import inspect
 import json
 import math
@@ -30,6 +29,7 @@ import torch
 import torch.distributed as dist
 
 from corpus.errors import CorpusError
+from corpus.io import sha256_file
 
 Batch = dict[str, torch.Tensor]
 LossFn = Callable[[torch.nn.Module, Batch], tuple[torch.Tensor, dict[str, torch.Tensor]]]
@@ -174,14 +174,6 @@ def count_tokens(batch: Batch) -> torch.Tensor:
 # --- checkpoints -------------------------------------------------------------------------------------
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _rng_state() -> dict[str, Any]:
     state: dict[str, Any] = {"python": random.getstate(), "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
@@ -227,7 +219,7 @@ def save_checkpoint(
         "loop": asdict(config),
     }
     torch.save(state, tmp / "state.pt")
-    (tmp / "state.pt.sha256").write_text(_sha256(tmp / "state.pt") + "\n")
+    (tmp / "state.pt.sha256").write_text(sha256_file(tmp / "state.pt") + "\n")
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
     for old in sorted(folder.glob("step-*"))[:-keep] if keep > 0 else []:
@@ -241,7 +233,7 @@ def load_checkpoint(folder: Path) -> dict[str, Any] | None:
         path = candidate / "state.pt"
         try:
             expected = (candidate / "state.pt.sha256").read_text().strip()
-            if _sha256(path) != expected:
+            if sha256_file(path) != expected:
                 raise ValueError("checksum mismatch")
             return torch.load(path, map_location="cpu", weights_only=True)
         except Exception as err:  # a truncated file fails in many ways; all mean "use the previous one"
