@@ -40,6 +40,8 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
+from docs_section import replace_section  # noqa: E402  (before this folder leaves sys.path)
+
 # Run as a script, this folder comes first on sys.path, and benchmarks/curate.py would shadow the package.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "agnews"
@@ -612,14 +614,8 @@ def markdown(quality: dict[str, Any] | None, scale: list[dict[str, Any]] | None,
     return "\n".join(lines) + "\n"
 
 
-def write_docs(section: str) -> None:
-    path = REPO / "docs" / "benchmarks.md"
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    title = section.splitlines()[0]
-    pattern = re.compile(rf"^{re.escape(title)}\n.*?(?=^## |\Z)", re.S | re.M)
-    text = pattern.sub(section + "\n", text) if pattern.search(text) else text.rstrip() + "\n\n" + section
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+def write_docs(section: str) -> Path:
+    return replace_section(section.splitlines()[0], section)
 
 
 def main() -> None:

@@ -35,6 +35,8 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from docs_section import replace_section  # noqa: E402  (sibling module; this folder is on sys.path)
+
 from corpus.document import Document, stable_id  # noqa: E402
 from corpus.io import write_shard  # noqa: E402
 
@@ -219,8 +221,6 @@ def main() -> None:
 
 
 def write_docs(summary: dict[str, Any], args: argparse.Namespace) -> None:
-    path = ROOT / "docs" / "benchmarks.md"
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
     command = "python benchmarks/finetune.py --write-docs" + (f" --train-examples {args.train_examples}"
                                                               if args.train_examples != 1500 else "")
     pre, corpus = summary["pretrain"], summary["corpus"]
@@ -263,13 +263,7 @@ def write_docs(summary: dict[str, Any], args: argparse.Namespace) -> None:
                   f"**{full['macro_f1']:.3f}**, accuracy {full['accuracy']:.3f} (goal >= 0.80; the fast scorers "
                   "in the toxicity section reach about 0.76, the best OffensEval 2019 system 0.83)."]
     body = "\n".join(lines) + "\n"
-    start = text.find(f"\n{SECTION}\n")
-    if start >= 0:
-        end = text.find("\n## ", start + len(SECTION) + 2)
-        text = text[: start + 1] + body + (text[end + 1 :] if end >= 0 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + body
-    path.write_text(text)
+    replace_section(SECTION, body)
 
 
 if __name__ == "__main__":

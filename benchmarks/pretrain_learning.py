@@ -24,6 +24,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from docs_section import replace_section  # noqa: E402  (sibling module; this folder is on sys.path)
+
 from corpus.io import read_documents  # noqa: E402
 from train.pretrain import pretrain  # noqa: E402
 from train.tokenizer import train_tokenizer  # noqa: E402
@@ -34,8 +36,6 @@ SECTION = "## Pretraining: learning on CPU"
 
 def write_docs(r: dict, command: str) -> Path:
     """Replace (or append) our section of docs/benchmarks.md, leaving the others alone."""
-    path = ROOT / "docs" / "benchmarks.md"
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
     section = "\n".join([
         SECTION,
         "",
@@ -58,14 +58,7 @@ def write_docs(r: dict, command: str) -> Path:
         "a one-segment chunk always gets a random next segment, so most pairs are label 1.",
         "",
     ])
-    start = text.find(SECTION)
-    if start == -1:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = text.find("\n## ", start + len(SECTION))
-        text = text[:start] + section + ("\n" + text[end + 1 :] if end != -1 else "")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+    path = replace_section(SECTION, section)
     return path
 
 

@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import random
-import re
 import shutil
 import subprocess
 import sys
@@ -36,6 +35,8 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
+from docs_section import replace_section  # noqa: E402  (before this folder leaves sys.path)
+
 # Run as a script, this folder comes first on sys.path, and benchmarks/curate.py would shadow the package.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "agnews"
@@ -292,12 +293,7 @@ def markdown(rows: list[dict[str, Any]], per_stage: dict[str, Any], info: dict[s
 
 
 def write_docs(section: str) -> Path:
-    path = REPO / "docs" / "benchmarks.md"
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    text = pattern.sub(lambda _: section + "\n", text) if pattern.search(text) else text.rstrip() + "\n\n" + section
-    path.write_text(text.rstrip("\n") + "\n")
-    return path
+    return replace_section(section.splitlines()[0], section)
 
 
 def main() -> None:

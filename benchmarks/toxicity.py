@@ -31,6 +31,8 @@ from sklearn.metrics import f1_score, precision_recall_fscore_support, roc_auc_s
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from docs_section import replace_section  # noqa: E402  (sibling module; this folder is on sys.path)
+
 from corpus.config import load_config  # noqa: E402
 from corpus.document import Document  # noqa: E402
 from corpus.executors import LocalExecutor  # noqa: E402
@@ -282,8 +284,6 @@ def worst_clean(runs: dict[str, Any]) -> str:
 
 def write_docs(result: dict[str, Any], runs: dict[str, Any], command: str) -> Path:
     """Replace (or append) our section of docs/benchmarks.md, leaving the others alone."""
-    path = ROOT / "docs" / "benchmarks.md"
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
     c = result["counts"]
     pronouns = " · ".join(
         f"{name}: {run['audit']['pronouns']['before']['male_per_female']:.2f} → "
@@ -317,14 +317,7 @@ def write_docs(result: dict[str, Any], runs: dict[str, Any], command: str) -> Pa
         worst_clean(runs), "",
     ]
     section = "\n".join(lines)
-    start = text.find(SECTION + "\n")
-    if start == -1:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = text.find("\n## ", start + len(SECTION))
-        text = text[:start] + section + ("\n" + text[end + 1 :] if end != -1 else "")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+    path = replace_section(SECTION, section)
     return path
 
 

@@ -29,6 +29,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from docs_section import replace_section  # noqa: E402  (sibling module; this folder is on sys.path)
+
 from corpus.io import read_documents  # noqa: E402
 from train import data as D  # noqa: E402
 from train.loop import LoopConfig, Runtime, peak_flops, train  # noqa: E402
@@ -115,8 +117,6 @@ def run_hf_trainer(model: torch.nn.Module, batches: list[dict], args: argparse.N
 
 def write_docs(result: dict[str, Any], command: str) -> Path:
     """Replace (or append) our section of docs/benchmarks.md, leaving the others alone."""
-    path = ROOT / "docs" / "benchmarks.md"
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
     mfu = f"{result['mfu']:.1%}" if result["mfu"] is not None else "n/a"
     gpu_note = "; no GPU figure yet: run with `--device cuda --preset base` where one is available."
     section = "\n".join([
@@ -140,14 +140,7 @@ def write_docs(result: dict[str, Any], command: str) -> Path:
         + (gpu_note if "cpu" in result["device"] else "."),
         "",
     ])
-    start = text.find(SECTION)
-    if start == -1:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = text.find("\n## ", start + len(SECTION))
-        text = text[:start] + section + ("\n" + text[end + 1 :] if end != -1 else "")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+    path = replace_section(SECTION, section)
     return path
 
 
