@@ -11,6 +11,7 @@ def replace_section(heading: str, body: str, path: Path = BENCHMARKS_MD) -> Path
     """`body` starts with `heading`; an existing section of that heading is replaced, else appended."""
     text = path.read_text() if path.exists() else "# Benchmarks\n"
     start = text.find(f"\n{heading}\n")
+    body = body.rstrip("\n") + "\n"  # one blank line before the next section, however the body ends
     if start == -1:
         text = text.rstrip("\n") + "\n\n" + body
     else:
