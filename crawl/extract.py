@@ -78,8 +78,9 @@ class PageResult:
     extract_seconds: float = 0.0  # of which main-text and metadata extraction
 
 
-class ExtractionTimeout(Exception):
-    pass
+class ExtractionTimeout(BaseException):
+    """A BaseException, like KeyboardInterrupt, so that the `except Exception` blocks inside trafilatura and
+    lxml cannot swallow it when the alarm happens to land in one of them."""
 
 
 def call_with_timeout(fn: Any, seconds: float) -> Any:
@@ -94,7 +95,7 @@ def call_with_timeout(fn: Any, seconds: float) -> Any:
             raise ExtractionTimeout
 
     previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    signal.setitimer(signal.ITIMER_REAL, seconds, 0.05)  # and again every 50 ms in case a bare `except:` ate one
     try:
         try:
             return fn()

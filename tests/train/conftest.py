@@ -75,6 +75,19 @@ def prose_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_bert(prose_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Our own pretrained checkpoint (tiny preset, a few steps): what `corpus train pretrain` writes.
+
+    Read-only for the tests; fine-tuning tests write their models elsewhere."""
+    from train.pretrain import pretrain
+
+    out = tmp_path_factory.mktemp("tiny-bert")
+    pretrain(prose_corpus, out, steps=3, preset="tiny", seq_len=64, batch_size=8, vocab_size=512,
+             device="cpu", progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
 def prose() -> list[str]:
     return list(PARAGRAPHS)
 

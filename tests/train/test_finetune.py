@@ -16,7 +16,6 @@ from corpus.errors import CorpusError
 from train.classify import Objective, TextExample, class_weights, read_examples
 from train.finetune import finetune
 from train.predict import Predictor
-from train.pretrain import pretrain
 
 GOOD = ["warm", "rich", "bright", "smooth", "fresh"]
 BAD = ["wet", "heavy", "slow", "bad", "dark"]
@@ -39,15 +38,6 @@ def sentiment(count: int, seed: int, labels: tuple = ("neg", "pos")) -> list[dic
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
-
-
-@pytest.fixture(scope="module")
-def tiny_bert(prose_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Our own pretrained checkpoint (tiny preset, a few steps): what `corpus train pretrain` writes."""
-    out = tmp_path_factory.mktemp("tiny-bert")
-    pretrain(prose_corpus, out, steps=3, preset="tiny", seq_len=64, batch_size=8, vocab_size=512,
-             device="cpu", progress=False)
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +111,7 @@ def test_class_weights_shift_predictions_towards_the_weighted_class(tiny_bert: P
     train = write_jsonl(tmp_path / "train.jsonl", rows)
     predicted_pos = {}
     for weights in (None, "pos=90"):
-        summary = finetune(tiny_bert, train, tmp_path / str(weights), eval=str(train), steps=20, eval_every=20,
+        summary = finetune(tiny_bert, train, tmp_path / str(weights), eval=str(train), steps=40, eval_every=40,
                            lr=5e-3, class_weights=weights, **FAST)
         predicted_pos[weights] = summary["eval"]["per_label"]["pos"]["recall"]
     assert predicted_pos == {None: 0.0, "pos=90": 1.0}

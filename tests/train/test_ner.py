@@ -14,7 +14,6 @@ from train.finetune import finetune, load_tokenizer
 from train.labelled import IGNORE_INDEX
 from train.ner import TaggedExample, encode, entities, labels_of, metrics, read_conll, read_examples
 from train.predict import Predictor
-from train.pretrain import pretrain
 
 PEOPLE = [["alice"], ["bob"], ["carol", "smith"], ["dave"], ["mary", "ann", "jones"]]
 PLACES = [["paris"], ["london"], ["new", "york"], ["rome"], ["the", "hague"]]
@@ -49,14 +48,6 @@ def write_conll(path: Path, rows: list[tuple[list[str], list[str]]]) -> Path:
         blocks.append("".join(f"{w} NN O {t}\n" for w, t in zip(words, tags, strict=True)))
     path.write_text("\n".join(blocks))
     return path
-
-
-@pytest.fixture(scope="module")
-def tiny_bert(prose_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("tiny-bert-ner")
-    pretrain(prose_corpus, out, steps=3, preset="tiny", seq_len=64, batch_size=8, vocab_size=512,
-             device="cpu", progress=False)
-    return out
 
 
 def test_conll_reader_skips_docstart_and_reads_the_last_column(tmp_path: Path) -> None:

@@ -18,7 +18,6 @@ from corpus.io import read_documents, write_shard
 from curate.hf_classifier import HFClassifierFilter, HFClassifierScorer
 from curate.toxicity import ToxicityFilter
 from train.finetune import finetune
-from train.pretrain import pretrain
 
 RUDE = ["idiot", "stupid", "awful", "nasty", "ugly"]
 KIND = ["lovely", "kind", "gentle", "bright", "warm"]
@@ -39,14 +38,6 @@ def offensive(count: int, seed: int) -> list[dict]:
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
-
-
-@pytest.fixture(scope="module")
-def tiny_bert(prose_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("tiny-bert-predict")
-    pretrain(prose_corpus, out, steps=3, preset="tiny", seq_len=64, batch_size=8, vocab_size=512,
-             device="cpu", progress=False)
-    return out
 
 
 @pytest.fixture(scope="module")
