@@ -336,6 +336,8 @@ def finetune_command(
     lr: Annotated[float, typer.Option(help="Peak learning rate (linear warmup and decay).")] = 5e-5,
     max_length: Annotated[int, typer.Option(help="Tokens per example (longer ones are cut).")] = 128,
     class_weights: Annotated[str | None, typer.Option(help="balanced, or LABEL=WEIGHT,... (classify).")] = None,
+    tune_threshold: Annotated[bool, typer.Option("--tune-threshold", help="Binary classify: pick the decision "
+                                                 "threshold on the eval split; predict and scorers use it.")] = False,
     patience: Annotated[int, typer.Option(help="Stop after this many evaluations without improvement "
                                           "(0: never).")] = 2,
     metric: Annotated[str | None, typer.Option(help="Early-stopping metric: macro_f1 or accuracy (classify), "
@@ -354,11 +356,15 @@ def finetune_command(
 
     summary = finetune(model, train, out, task=task, eval=str(eval_file) if eval_file else None,
                        test=str(test) if test else None, epochs=epochs, steps=steps, batch_size=batch_size, lr=lr,
-                       max_length=max_length, class_weights=class_weights, patience=patience, metric=metric,
-                       max_train_examples=max_train_examples, init="random" if random_init else "pretrained",
-                       text_field=text_field, label_field=label_field, device=device, precision=precision,
-                       seed=seed)
+                       max_length=max_length, class_weights=class_weights, tune_threshold=tune_threshold,
+                       patience=patience, metric=metric, max_train_examples=max_train_examples,
+                       init="random" if random_init else "pretrained", text_field=text_field, label_field=label_field,
+                       device=device, precision=precision, seed=seed)
     print_metrics(f"eval (best step {summary['best_step']} of {summary['steps']})", summary["eval"])
+    if summary["threshold"]:
+        rule = summary["threshold"]
+        console.print(f"decision threshold: {rule['label']} when its probability >= {rule['probability']:.2f} "
+                      f"(eval {rule['metric']} {rule['argmax_score']:.4f} with argmax -> {rule['tuned_score']:.4f})")
     if summary["test"]:
         print_metrics("test", summary["test"])
     console.print(f"eval: {summary['eval_file']}" + (f"; test: {summary['test_file']}" if summary["test"] else "")

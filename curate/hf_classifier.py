@@ -41,7 +41,6 @@ class HFClassifierScorer:
     """Probability of `positive_label` from a fine-tuned sequence classifier folder (toxicity scorer `hf`)."""
 
     name = "hf"
-    default_threshold = 0.5
 
     def __init__(self, model_path: str, positive_label: str | int | None = None, batch_size: int = 32,
                  max_length: int | None = None, device: str = "cpu") -> None:
@@ -72,6 +71,16 @@ class HFClassifierScorer:
             self._index = predictor.labels.index(label)
             self._predictor = predictor
         return self._predictor
+
+    @property
+    def default_threshold(self) -> float:
+        """0.5, or the cut tuned when the model was fine-tuned (`tune_threshold`), turned round if it was tuned
+        for the other label of the pair."""
+        predictor = self.prepare()
+        rule = predictor.threshold
+        if rule is None:
+            return 0.5
+        return rule["probability"] if rule["label"] == predictor.labels[self._index] else 1 - rule["probability"]
 
     def probabilities(self, texts: Sequence[str]) -> Any:
         import torch

@@ -145,20 +145,53 @@ def metrics(gold: Sequence[str], predicted: Sequence[str]) -> dict[str, Any]:
     }
 
 
+def predicted_ids(probs: torch.Tensor, threshold: dict[str, Any] | None, label2id: dict[str, int]) -> list[int]:
+    """Argmax, or for a binary model with a tuned threshold: its label when that label's probability reaches it."""
+    if threshold is None:
+        return [int(i) for i in probs.argmax(-1)]
+    chosen = label2id[threshold["label"]]
+    other = 1 - chosen
+    return [chosen if float(row[chosen]) >= threshold["probability"] else other for row in probs]
+
+
+def tune_threshold(probs: torch.Tensor, gold: Sequence[str], labels: Sequence[str], metric: str) -> dict[str, Any]:
+    """The probability cut for the rarer label that maximises `metric` on these (held-out) examples.
+
+    Argmax is the right rule only when the training loss matched the costs of the metric; with class weights
+    or a macro average it rarely does (sklearn's TunedThresholdClassifierCV does the same search).
+    """
+    if len(labels) != 2:
+        raise CorpusError(f"a decision threshold needs a binary classifier; this one has {len(labels)} labels")
+    counts = Counter(gold)
+    label = min(labels, key=lambda name: (counts[name], labels.index(name)))
+    label2id = {name: i for i, name in enumerate(labels)}
+    best: tuple[float, float, float] | None = None  # (score, -distance from 0.5, cut)
+    for step in range(5, 96):
+        cut = step / 100
+        rule = {"label": label, "probability": cut}
+        predicted = [labels[i] for i in predicted_ids(probs, rule, label2id)]
+        candidate = (metrics(gold, predicted)[metric], -abs(cut - 0.5), cut)
+        if best is None or candidate > best:
+            best = candidate
+    assert best is not None
+    return {"label": label, "probability": best[2], "metric": metric, "tuned_score": best[0]}
+
+
 def decode(examples: Sequence[TextExample], features: Sequence[Feature], logits: Sequence[torch.Tensor],
-           id2label: dict[int, str]) -> list[dict[str, Any]]:
+           id2label: dict[int, str], threshold: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Predicted label and the probability of every label, per example."""
     if not logits:
         return []
-    probs = torch.softmax(torch.stack(list(logits)), dim=-1)
+    probs = torch.softmax(torch.stack(list(logits)).float(), dim=-1)
+    label2id = {label: i for i, label in id2label.items()}
     return [
-        {"label": id2label[int(row.argmax())],
+        {"label": id2label[index],
          "probabilities": {id2label[i]: round(float(p), 6) for i, p in enumerate(row)}}
-        for row in probs
+        for index, row in zip(predicted_ids(probs, threshold, label2id), probs, strict=True)
     ]
 
 
 def evaluate(examples: Sequence[TextExample], features: Sequence[Feature], logits: Sequence[torch.Tensor],
-             id2label: dict[int, str]) -> dict[str, Any]:
-    predicted = [p["label"] for p in decode(examples, features, logits, id2label)]
+             id2label: dict[int, str], threshold: dict[str, Any] | None = None) -> dict[str, Any]:
+    predicted = [p["label"] for p in decode(examples, features, logits, id2label, threshold)]
     return metrics([e.label for e in examples], predicted)

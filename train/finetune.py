@@ -54,6 +54,7 @@ class FinetuneConfig:
     weight_decay: float = 0.01
     max_length: int = 128
     class_weights: str | dict[str, float] | None = None  # none | balanced | {label: weight} | "A=2,B=1"
+    tune_threshold: bool = False  # binary classify: pick the decision threshold on the eval split, save it
     metric: str | None = None  # early-stopping metric; default macro_f1 (classify) or f1 (ner)
     patience: int = 2  # evaluations without improvement before stopping; 0 never stops early
     eval_every: int | None = None  # steps between evaluations; None: once per epoch
@@ -223,6 +224,8 @@ def finetune(model: str | Path, train_file: str | Path, out: str | Path, **optio
     test_examples = task.read_examples(cfg.test, **fields_, **read) if cfg.test else []
     labels = list(cfg.labels) if cfg.labels else task.labels_of(train_examples)
     label2id = {label: i for i, label in enumerate(labels)}
+    if cfg.tune_threshold and (cfg.task != "classify" or len(labels) != 2):
+        raise CorpusError(f"tune_threshold is for binary classifiers; this {cfg.task} task has {len(labels)} labels")
 
     # Model, tokenizer, features.
     tokenizer = load_tokenizer(cfg.model)
@@ -254,9 +257,9 @@ def finetune(model: str | Path, train_file: str | Path, out: str | Path, **optio
     best: dict[str, Any] = {"score": -math.inf, "state": None, "metrics": None, "step": 0, "since": 0}
     progress_step = [0]
 
-    def score(examples: list[Any], features: list[Any]) -> dict[str, Any]:
+    def score(examples: list[Any], features: list[Any], decision: dict[str, Any] | None = None) -> dict[str, Any]:
         logits = infer(model, features, pad_id, cfg.eval_batch_size, device)
-        return task.evaluate(examples, features, logits, id2label)
+        return task.evaluate(examples, features, logits, id2label, **({"threshold": decision} if decision else {}))
 
     def eval_fn(_: torch.nn.Module) -> dict[str, float]:
         result = score(eval_examples, eval_features)
@@ -287,7 +290,16 @@ def finetune(model: str | Path, train_file: str | Path, out: str | Path, **optio
     # The chosen model: weights of the best evaluation, saved with its tokenizer and label maps.
     if best["state"] is not None:
         model.load_state_dict(best["state"])
-    test_metrics = score(test_examples, test_features) if test_examples else None
+    threshold, decision = None, None
+    if cfg.tune_threshold:
+        logits = infer(model, eval_features, pad_id, cfg.eval_batch_size, device)
+        probs = torch.softmax(torch.stack(logits).float(), dim=-1)
+        threshold = task.tune_threshold(probs, [e.label for e in eval_examples], labels, metric)
+        threshold["argmax_score"] = best["metrics"][metric]
+        decision = {"label": threshold["label"], "probability": threshold["probability"]}
+        best["metrics"] = score(eval_examples, eval_features, decision)
+    model.config.corpus_threshold = decision  # None: argmax (and no rule inherited from the starting model)
+    test_metrics = score(test_examples, test_features, decision) if test_examples else None
     with quiet_transformers():
         model.save_pretrained(str(out_dir))
         tokenizer.save_pretrained(str(out_dir))
@@ -297,6 +309,7 @@ def finetune(model: str | Path, train_file: str | Path, out: str | Path, **optio
         **{k: best["metrics"][k] for k in task.METRICS},
         "eval": best["metrics"],
         "eval_file": cfg.eval or f"{cfg.train} (held-out {cfg.eval_fraction:.0%})",
+        "threshold": threshold,  # eval scores then use it too, so they flatter a little: it was tuned there
         "test": test_metrics,
         "test_file": cfg.test,
         "labels": labels,

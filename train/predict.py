@@ -47,6 +47,10 @@ class Predictor:
         self.max_length = max_positions(self.model, self.tokenizer, wanted)
         self.id2label = {int(k): v for k, v in self.model.config.id2label.items()}
         self.int_labels = getattr(config, "corpus_label_type", "str") == "int"
+        # A decision threshold tuned at fine-tuning time (`tune_threshold`); None: argmax.
+        self.threshold: dict[str, Any] | None = getattr(config, "corpus_threshold", None) if self.task == "classify" \
+            else None
+        self._decision = {"threshold": self.threshold} if self.threshold else {}
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         bf16 = precision == "bf16" or (precision == "auto" and self.device.type == "cuda")
         self._autocast = (lambda: torch.autocast(self.device.type, dtype=torch.bfloat16)) if bf16 else nullcontext
@@ -74,9 +78,10 @@ class Predictor:
 
     def classify(self, texts: Sequence[str]) -> list[dict[str, Any]]:
         probs = self.probabilities(texts)
-        return [{"label": self._label(int(row.argmax())),
+        label2id = {label: i for i, label in self.id2label.items()}
+        return [{"label": self._label(index),
                  "probabilities": {self.id2label[i]: round(float(p), 6) for i, p in enumerate(row)}}
-                for row in probs]
+                for index, row in zip(self.module.predicted_ids(probs, self.threshold, label2id), probs, strict=True)]
 
     def tag(self, sentences: Sequence[Sequence[str]]) -> list[dict[str, Any]]:
         """Tags, scores and entity spans for sentences given as lists of words (NER models only)."""
@@ -99,7 +104,7 @@ class Predictor:
     def predict_examples(self, examples: Sequence[Any], progress: Callable[[int], None] | None = None
                          ) -> list[dict[str, Any]]:
         features, logits = self._logits(examples, progress)
-        results = self.module.decode(examples, features, logits, self.id2label)
+        results = self.module.decode(examples, features, logits, self.id2label, **self._decision)
         if self.task == "classify" and self.int_labels:
             for result in results:
                 result["label"] = int(result["label"])
@@ -117,7 +122,7 @@ class Predictor:
                 raise CorpusError(f"{example.where}: label {unknown[0]!r} is not one the model knows "
                                   f"({', '.join(self.labels)})")
         features, logits = self._logits(examples)
-        return self.module.evaluate(examples, features, logits, self.id2label)
+        return self.module.evaluate(examples, features, logits, self.id2label, **self._decision)
 
 
 def predict_file(model_dir: str | Path, data: str | Path, out: str | Path | None = None, *,

@@ -166,3 +166,51 @@ def test_ablate_pretrains_both_corpora_for_the_same_budget(prose_corpus: Path, p
     assert saved["corpora"]["curated"]["documents"] == 12 and saved["corpora"]["raw"]["documents"] == 24
     assert set(saved["curated_minus_raw"]["offensive"]) == {"accuracy", "macro_f1"}
     assert "curated minus raw" in result.stdout
+
+
+def test_threshold_search_finds_the_cut_that_argmax_misses() -> None:
+    import torch
+
+    from train.classify import predicted_ids, tune_threshold
+
+    # The rare label "OFF" never reaches 0.5, but every OFF example scores 0.3-0.4 and every NOT below 0.2.
+    p_off = [0.35, 0.3, 0.4] + [0.1, 0.15, 0.05, 0.18, 0.12, 0.08, 0.02]
+    probs = torch.tensor([[1 - p, p] for p in p_off])
+    gold = ["OFF"] * 3 + ["NOT"] * 7
+    rule = tune_threshold(probs, gold, ["NOT", "OFF"], "macro_f1")
+    assert rule["label"] == "OFF" and 0.18 < rule["probability"] <= 0.3 and rule["tuned_score"] == 1.0
+    assert predicted_ids(probs, rule, {"NOT": 0, "OFF": 1}) == [1] * 3 + [0] * 7
+    assert predicted_ids(probs, None, {"NOT": 0, "OFF": 1}) == [0] * 10  # argmax
+    with pytest.raises(CorpusError, match="binary"):
+        tune_threshold(torch.full((2, 3), 1 / 3), ["a", "b"], ["a", "b", "c"], "macro_f1")
+
+
+def test_tuned_threshold_travels_with_the_model(tiny_bert: Path, classifier: Path, data: Path, tmp_path: Path
+                                                ) -> None:
+    from train.predict import Predictor
+
+    rows = offensive(96, 0)
+    rows = [r for i, r in enumerate(rows) if r["label"] == "NOT" or i % 6 == 0]  # OFF is now the rare label
+    train = write_jsonl(tmp_path / "train.jsonl", rows)
+    out = tmp_path / "clf"
+    summary = finetune(tiny_bert, train, out, test=str(data / "test.jsonl"), epochs=4, lr=2e-3, patience=0,
+                       tune_threshold=True, **FAST)
+    rule = summary["threshold"]
+    assert rule["label"] == "OFF" and 0.05 <= rule["probability"] <= 0.95
+    assert rule["tuned_score"] >= rule["argmax_score"]  # 0.5 is among the cuts tried
+    saved = json.loads((out / "config.json").read_text())["corpus_threshold"]
+    assert saved == {"label": "OFF", "probability": rule["probability"]}
+
+    predictor = Predictor(out, device="cpu")
+    texts = [r["text"] for r in offensive(20, 1)]
+    for result in predictor.classify(texts):
+        assert (result["label"] == "OFF") == (result["probabilities"]["OFF"] >= rule["probability"])
+    assert predictor.evaluate_file(data / "test.jsonl")["macro_f1"] == pytest.approx(summary["test"]["macro_f1"])
+    assert HFClassifierScorer(str(out)).default_threshold == rule["probability"]
+    assert HFClassifierScorer(str(out), positive_label="NOT").default_threshold == pytest.approx(
+        1 - rule["probability"])
+    assert HFClassifierScorer(str(classifier)).default_threshold == 0.5  # fine-tuned without the search: argmax
+    with pytest.raises(CorpusError, match="binary"):
+        finetune(tiny_bert, write_jsonl(tmp_path / "three.jsonl", [{"text": "a b", "label": x} for x in "xyzxyz"]),
+                 tmp_path / "three", steps=1, tune_threshold=True, **FAST)
+
