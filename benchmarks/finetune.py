@@ -140,21 +140,21 @@ def run_task(model: str, name: str, data: Path, work: Path, args: argparse.Names
 
 
 def tuned(model: str, name: str, data: Path, work: Path, args: argparse.Namespace, *, init: str, lrs: list[float],
-          seeds: int, epochs: float) -> dict[str, Any]:
+          seeds: int, epochs: float, examples: int | None, **extra: Any) -> dict[str, Any]:
     """Pick the learning rate on the held-out dev split (seed 0), then repeat with other seeds at that rate.
 
     Each seed draws its own training sample and initialisation; (a) and (b) share the samples seed by seed.
     Reported: the mean test scores over the seeds, their spread, and every run.
     """
-    trials = [run_task(model, name, data, work, args, init=init, lr=lr, epochs=epochs, examples=args.train_examples)
+    trials = [run_task(model, name, data, work, args, init=init, lr=lr, epochs=epochs, examples=examples, **extra)
               for lr in lrs]
     best = max(trials, key=lambda t: t["dev_macro_f1"])
     runs = [best] + [run_task(model, name, data, work, args, init=init, lr=best["lr"], epochs=epochs,
-                              examples=args.train_examples, seed=seed) for seed in range(1, seeds)]
+                              examples=examples, seed=seed, **extra) for seed in range(1, seeds)]
     f1 = [r["macro_f1"] for r in runs]
     return {"accuracy": round(statistics.mean(r["accuracy"] for r in runs), 4),
             "macro_f1": round(statistics.mean(f1), 4), "macro_f1_sd": round(statistics.pstdev(f1), 4),
-            "lr": best["lr"], "dev_macro_f1_by_lr": {f"{t['lr']:g}": t["dev_macro_f1"] for t in trials},
+            "lr": best["lr"], "trials": [{k: t[k] for k in ("lr", "dev_macro_f1", "macro_f1")} for t in trials],
             "runs": runs}
 
 
@@ -224,12 +224,11 @@ def main() -> None:
 
     olid_full = None
     if not args.skip_olid_full:
-        trials = [run_task(minilm, "olid", args.data, args.work / "olid-full", args, lr=float(lr),
-                           epochs=args.olid_epochs, examples=None, patience=3, max_length=args.olid_max_length,
-                           eval_every=140)  # about every half epoch
-                  for lr in args.olid_lrs.split(",")]
-        olid_full = max(trials, key=lambda t: t["dev_macro_f1"])
-        olid_full["trials"] = [{k: t[k] for k in ("lr", "dev_macro_f1", "macro_f1")} for t in trials]
+        pick = tuned(minilm, "olid", args.data, args.work / "olid-full", args, init="pretrained",
+                     lrs=[float(lr) for lr in args.olid_lrs.split(",")], seeds=1, epochs=args.olid_epochs,
+                     examples=None, patience=3, max_length=args.olid_max_length,
+                     eval_every=140)  # about every half epoch
+        olid_full = {**pick["runs"][0], "trials": pick["trials"]}
         console.print(f"MiniLM on all of OLID train: {olid_full}")
 
     small_lrs = [float(x) for x in args.small_lrs.split(",")]
@@ -246,7 +245,7 @@ def main() -> None:
         key = label.split(" ")[0] + ("-random" if init == "random" else "")
         for task in TASKS:
             results[label][task] = tuned(path, task, args.data, args.work / "tasks" / key, args, init=init, lrs=lrs,
-                                         seeds=seeds, epochs=epochs)
+                                         seeds=seeds, epochs=epochs, examples=args.train_examples)
             console.print(f"{label} {task}: " + json.dumps({k: v for k, v in results[label][task].items()
                                                             if k != "runs"}))
 

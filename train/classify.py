@@ -145,6 +145,11 @@ def metrics(gold: Sequence[str], predicted: Sequence[str]) -> dict[str, Any]:
     }
 
 
+def probabilities(logits: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Softmax over the classes, one row per example (fp32 even when the model ran in bf16)."""
+    return torch.softmax(torch.stack(list(logits)).float(), dim=-1)
+
+
 def predicted_ids(probs: torch.Tensor, threshold: dict[str, Any] | None, label2id: dict[str, int]) -> list[int]:
     """Argmax, or for a binary model with a tuned threshold: its label when that label's probability reaches it."""
     if threshold is None:
@@ -182,7 +187,7 @@ def decode(examples: Sequence[TextExample], features: Sequence[Feature], logits:
     """Predicted label and the probability of every label, per example."""
     if not logits:
         return []
-    probs = torch.softmax(torch.stack(list(logits)).float(), dim=-1)
+    probs = probabilities(logits)
     label2id = {label: i for i, label in id2label.items()}
     return [
         {"label": id2label[index],

@@ -293,11 +293,10 @@ def finetune(model: str | Path, train_file: str | Path, out: str | Path, **optio
     threshold, decision = None, None
     if cfg.tune_threshold:
         logits = infer(model, eval_features, pad_id, cfg.eval_batch_size, device)
-        probs = torch.softmax(torch.stack(logits).float(), dim=-1)
-        threshold = task.tune_threshold(probs, [e.label for e in eval_examples], labels, metric)
+        threshold = task.tune_threshold(task.probabilities(logits), [e.label for e in eval_examples], labels, metric)
         threshold["argmax_score"] = best["metrics"][metric]
         decision = {"label": threshold["label"], "probability": threshold["probability"]}
-        best["metrics"] = score(eval_examples, eval_features, decision)
+        best["metrics"] = task.evaluate(eval_examples, eval_features, logits, id2label, threshold=decision)
     model.config.corpus_threshold = decision  # None: argmax (and no rule inherited from the starting model)
     test_metrics = score(test_examples, test_features, decision) if test_examples else None
     with quiet_transformers():

@@ -72,16 +72,17 @@ class Predictor:
             raise CorpusError(f"{self.path}: a {self.task} model gives tags, not class probabilities")
         if not texts:
             return torch.zeros((0, len(self.id2label)))
-        examples = [self.module.TextExample(t, None, "") for t in texts]
-        _, logits = self._logits(examples)
-        return torch.softmax(torch.stack(logits), dim=-1)
+        _, logits = self._logits(self._text_examples(texts))
+        return self.module.probabilities(logits)
 
     def classify(self, texts: Sequence[str]) -> list[dict[str, Any]]:
-        probs = self.probabilities(texts)
-        label2id = {label: i for i, label in self.id2label.items()}
-        return [{"label": self._label(index),
-                 "probabilities": {self.id2label[i]: round(float(p), 6) for i, p in enumerate(row)}}
-                for index, row in zip(self.module.predicted_ids(probs, self.threshold, label2id), probs, strict=True)]
+        """Label (by the model's tuned threshold when it has one) and every label's probability, per text."""
+        if self.task != "classify":
+            raise CorpusError(f"{self.path}: a {self.task} model gives tags, not class labels")
+        return self.predict_examples(self._text_examples(texts)) if texts else []
+
+    def _text_examples(self, texts: Sequence[str]) -> list[Any]:
+        return [self.module.TextExample(t, None, "") for t in texts]
 
     def tag(self, sentences: Sequence[Sequence[str]]) -> list[dict[str, Any]]:
         """Tags, scores and entity spans for sentences given as lists of words (NER models only)."""
@@ -90,10 +91,6 @@ class Predictor:
         examples = [self.module.TaggedExample(list(words), None, "") for words in sentences]
         features, logits = self._logits(examples)
         return self.module.decode(examples, features, logits, self.id2label)
-
-    def _label(self, index: int) -> str | int:
-        label = self.id2label[index]
-        return int(label) if self.int_labels else label
 
     def read(self, path: str | Path, text_field: str | None = None, require_labels: bool = False,
              label_field: str | None = None) -> list[Any]:
