@@ -30,17 +30,16 @@ import os
 import random
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import defaultdict
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
 from docs_section import replace_section  # noqa: E402  (before this folder leaves sys.path)
+from process_tree import corpus_command, measure  # noqa: E402
 
 # Run as a script, this folder comes first on sys.path, and benchmarks/curate.py would shadow the package.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
@@ -208,55 +207,6 @@ def write_corpus(docs: list[dict[str, Any]], folder: Path, shards: int) -> None:
 # --- measuring a command -------------------------------------------------------------------------
 
 
-def tree_rss(root: int) -> int:
-    """Resident memory of a process and all its descendants, in bytes."""
-    children: dict[int, list[int]] = defaultdict(list)
-    rss: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-            children[int(fields[1])].append(int(entry))
-            rss[int(entry)] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
-        except (OSError, IndexError, ValueError):
-            continue
-    total, stack = 0, [root]
-    while stack:
-        pid = stack.pop()
-        total += rss.get(pid, 0)
-        stack += children.get(pid, [])
-    return total
-
-
-def measure(command: list[str], log: Path) -> dict[str, float]:
-    """Run a command; wall seconds and peak summed RSS of its process tree (sampled every 50 ms)."""
-    start = time.perf_counter()
-    with open(log, "wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
-        peak = [0]
-
-        def sample() -> None:
-            while process.poll() is None:
-                peak[0] = max(peak[0], tree_rss(process.pid))
-                time.sleep(0.05)
-
-        sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
-        code = process.wait()
-        sampler.join()
-    seconds = time.perf_counter() - start
-    if code != 0:
-        sys.stderr.write(log.read_text(errors="replace")[-4000:])
-        raise SystemExit(f"command failed ({code}): {' '.join(command)}")
-    return {"seconds": round(seconds, 2), "peak_rss_mb": round(peak[0] / 2**20, 1)}
-
-
-def corpus_command(*args: str) -> list[str]:
-    return [sys.executable, "-c", "from corpus.cli import app; app()", *args]
-
-
 # --- datatrove -----------------------------------------------------------------------------------
 
 
@@ -317,6 +267,22 @@ def our_clusters(out: Path) -> list[set[str]]:
     """Clusters from the exact and MinHash cluster ids on kept and rejected documents."""
     from corpus.io import read_documents
 
+    links = []
+    for folder in (out / "data", out / "rejected"):
+        if not any(folder.glob("*.parquet")):
+            continue
+        for doc in read_documents(folder):
+            for key in ("exact_cluster_id", "minhash_cluster_id"):
+                if key in doc.metadata:
+                    links.append((doc.id, str(doc.metadata[key])))
+    return components(links)
+
+
+# --- scoring -------------------------------------------------------------------------------------
+
+
+def components(links: Iterable[tuple[str, str]]) -> list[set[str]]:
+    """Connected components (of two or more) of the graph these links make (union-find with path halving)."""
     parent: dict[str, str] = {}
 
     def find(x: str) -> str:
@@ -326,20 +292,12 @@ def our_clusters(out: Path) -> list[set[str]]:
             x = parent[x]
         return x
 
-    for folder in (out / "data", out / "rejected"):
-        if not any(folder.glob("*.parquet")):
-            continue
-        for doc in read_documents(folder):
-            for key in ("exact_cluster_id", "minhash_cluster_id"):
-                if key in doc.metadata:
-                    parent[find(doc.id)] = find(str(doc.metadata[key]))
+    for a, b in links:
+        parent[find(a)] = find(b)
     groups: dict[str, set[str]] = defaultdict(set)
     for x in list(parent):
         groups[find(x)].add(x)
     return [g for g in groups.values() if len(g) > 1]
-
-
-# --- scoring -------------------------------------------------------------------------------------
 
 
 def pairs_of(clusters: list[set[str]]) -> set[tuple[str, str]]:
@@ -365,22 +323,7 @@ def truth_clusters(texts: dict[str, str], candidates: set[tuple[str, str]]) -> l
             cache[x] = shingles(texts[x])
         return cache[x]
 
-    parent: dict[str, str] = {}
-
-    def find(x: str) -> str:
-        parent.setdefault(x, x)
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for a, b in candidates:
-        if jaccard(sh(a), sh(b)) >= THRESHOLD:
-            parent[find(a)] = find(b)
-    groups: dict[str, set[str]] = defaultdict(set)
-    for x in list(parent):
-        groups[find(x)].add(x)
-    return [g for g in groups.values() if len(g) > 1]
+    return components((a, b) for a, b in candidates if jaccard(sh(a), sh(b)) >= THRESHOLD)
 
 
 def score(predicted: list[set[str]], truth: list[set[str]]) -> dict[str, Any]:

@@ -25,17 +25,14 @@ import json
 import os
 import random
 import shutil
-import subprocess
 import sys
 import tempfile
-import threading
-import time
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
 from docs_section import replace_section  # noqa: E402  (before this folder leaves sys.path)
+from process_tree import corpus_command  # noqa: E402
+from process_tree import measure as measure_command  # noqa: E402
 
 # Run as a script, this folder comes first on sys.path, and benchmarks/curate.py would shadow the package.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
@@ -100,58 +97,9 @@ def make_corpus(data: Path, folder: Path, docs: int, shards: int, seed: int) -> 
 # --- measuring a command -------------------------------------------------------------------------
 
 
-def tree_sample(root: int, cpu: dict[int, float]) -> int:
-    """Resident memory of a process and all its descendants, in bytes; records each one's CPU seconds
-    so far in `cpu` (by pid), so the last sample of every process counts."""
-    children: dict[int, list[int]] = defaultdict(list)
-    stats: dict[int, tuple[int, float]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-            children[int(fields[1])].append(int(entry))
-            seconds = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
-            stats[int(entry)] = (int(fields[21]) * os.sysconf("SC_PAGE_SIZE"), seconds)
-        except (OSError, IndexError, ValueError):
-            continue
-    total, stack = 0, [root]
-    while stack:
-        pid = stack.pop()
-        rss, seconds = stats.get(pid, (0, 0.0))
-        total += rss
-        if pid in stats:
-            cpu[pid] = seconds
-        stack += children.get(pid, [])
-    return total
-
-
 def measure(args: list[str], log: Path) -> dict[str, float]:
-    """Run `corpus ARGS`; wall seconds and peak summed RSS of its process tree."""
-    command = [sys.executable, "-c", "from corpus.cli import app; app()", *args]
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
-    start = time.perf_counter()
-    with open(log, "wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env=env)
-        peak = [0]
-        cpu: dict[int, float] = {}
-
-        def sample() -> None:
-            while process.poll() is None:
-                peak[0] = max(peak[0], tree_sample(process.pid, cpu))
-                time.sleep(0.05)
-
-        sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
-        code = process.wait()
-        sampler.join()
-    seconds = time.perf_counter() - start
-    if code != 0:
-        sys.stderr.write(log.read_text(errors="replace")[-4000:])
-        raise SystemExit(f"command failed ({code}): corpus {' '.join(args)}")
-    return {"seconds": round(seconds, 2), "peak_rss_mb": round(peak[0] / 2**20, 1),
-            "cpu_seconds": round(sum(cpu.values()), 1)}
+    """Run `corpus ARGS`; wall seconds, peak summed RSS and CPU seconds of its process tree."""
+    return measure_command(corpus_command(*args), log, env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"})
 
 
 def folder_bytes(folder: Path) -> int:
