@@ -15,28 +15,22 @@ Last line of output: {"pages_per_s": ..., "extraction_cpu_share": ..., ...}.
 
 from __future__ import annotations
 
-import sys
+import argparse
+import json
+import multiprocessing
+import os
+import random
+import re
+import resource
+import shutil
+import tempfile
+import time
 from pathlib import Path
+from typing import Any
 
-# This file is named like the `crawl` package: keep its folder off the import path so `import crawl` finds
-# the package, not this script.
+from docs_section import replace_section
+
 HERE = Path(__file__).resolve().parent
-from docs_section import replace_section  # noqa: E402  (before this folder leaves sys.path)
-
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
-
-import argparse  # noqa: E402
-import json  # noqa: E402
-import multiprocessing  # noqa: E402
-import os  # noqa: E402
-import random  # noqa: E402
-import re  # noqa: E402
-import resource  # noqa: E402
-import shutil  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from typing import Any  # noqa: E402
-
 REPO = HERE.parent
 SECTION = "## Crawl"
 SECTIONS = ["news", "science", "travel", "food", "sport", "culture", "money", "health", "tech", "books"]
@@ -154,7 +148,7 @@ def profile_by_package(path: str) -> dict[str, float]:
 
 
 def run_once(url: str, pages: int, workers: int, out: Path, profile: str | None) -> dict[str, Any]:
-    from crawl.runner import crawl
+    from corpus.crawl.runner import crawl
 
     if profile:
         os.environ["CORPUS_CRAWL_PROFILE"] = profile

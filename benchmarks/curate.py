@@ -27,17 +27,14 @@ import random
 import re
 import resource
 import shutil
-import sys
 import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 
+from docs_section import replace_section
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from docs_section import replace_section  # noqa: E402  (sibling module; this folder is sys.path[0])
-
 SECTION = "## Curation (web-en vs datatrove)"
 PYTHON_DOCS = Path("/usr/share/doc/python3.11/html")
 MAN = Path("/usr/share/man")
@@ -182,8 +179,8 @@ def build_corpus(folder: Path, max_docs: int, shards: int) -> dict:
 
 
 def run_ours(inp: Path, out: Path, workers: int) -> tuple[float, dict]:
-    from corpus.config import load_config
-    from corpus.executors import LocalExecutor
+    from corpus.core.config import load_config
+    from corpus.core.executors import LocalExecutor
 
     config = load_config(preset="web-en")
     config["jobs"][0]["stages"] = [s for s in config["jobs"][0]["stages"] if "dedup" not in s["stage"]]
@@ -241,7 +238,7 @@ def allow_our_fasttext() -> None:
 
 
 def _lid176_file() -> str:
-    from curate.fasttext_model import lid176_path
+    from corpus.curate.fasttext_model import lid176_path
 
     return str(lid176_path())
 
@@ -256,7 +253,7 @@ class LocalLid176:
 
     def predict(self, doc):  # noqa: ANN001, ANN201 - datatrove's signature
         if self._inner._model is None:
-            from curate.fasttext_model import load_model
+            from corpus.curate.fasttext_model import load_model
 
             self._inner._model = load_model(_lid176_file())
         return self._inner.predict(doc)
@@ -276,7 +273,7 @@ def _kept_ids(folder: Path) -> set[str]:
 
 
 def _our_rejects(out: Path) -> dict[str, str]:
-    from corpus.io import read_documents
+    from corpus.core.io import read_documents
 
     return {d.id: f"{d.metadata['stage']}/{d.metadata['reason']}" for d in read_documents(out / "rejected")}
 

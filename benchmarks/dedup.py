@@ -38,11 +38,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from docs_section import replace_section  # noqa: E402  (before this folder leaves sys.path)
-from process_tree import corpus_command, measure  # noqa: E402
+from docs_section import replace_section
+from process_tree import corpus_command, measure
 
-# Run as a script, this folder comes first on sys.path, and benchmarks/curate.py would shadow the package.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "agnews"
 PROSE = [Path("/usr/share/doc/python3.11/html/_sources"), Path("/usr/share/vim/vim90/doc")]
 THRESHOLD = 0.75
@@ -195,8 +193,8 @@ def build_corpus(data: Path, base: int, seed: int) -> tuple[list[dict[str, Any]]
 
 
 def write_corpus(docs: list[dict[str, Any]], folder: Path, shards: int) -> None:
-    from corpus.document import Document
-    from corpus.io import write_shard
+    from corpus.core.document import Document
+    from corpus.core.io import write_shard
 
     folder.mkdir(parents=True, exist_ok=True)
     for s in range(shards):
@@ -265,7 +263,7 @@ def datatrove_clusters(work: Path) -> list[set[str]]:
 
 def our_clusters(out: Path) -> list[set[str]]:
     """Clusters from the exact and MinHash cluster ids on kept and rejected documents."""
-    from corpus.io import read_documents
+    from corpus.core.io import read_documents
 
     links = []
     for folder in (out / "data", out / "rejected"):
@@ -339,7 +337,7 @@ def candidate_curve(docs: dict[str, dict], pairs: list[tuple[str, str]], bands: 
     """Measured share of planted near pairs that share an LSH band, per Jaccard band, vs the S-curve."""
     import numpy as np
 
-    from curate.minhash import band_keys, candidate_probability, shingle_hashes, signatures
+    from corpus.curate.minhash import band_keys, candidate_probability, shingle_hashes, signatures
 
     near = [(a, b) for a, b in pairs if docs[b]["metadata"]["planted"] not in ("exact",)]
     ids = sorted({x for p in near for x in p})
@@ -376,7 +374,7 @@ def candidate_curve(docs: dict[str, dict], pairs: list[tuple[str, str]], bands: 
 
 
 def quality_run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    from corpus.config import build_jobs, load_config
+    from corpus.core.config import build_jobs, load_config
 
     started = time.perf_counter()
     docs, pairs = build_corpus(args.data, args.base, args.seed)
@@ -469,8 +467,8 @@ def folder_bytes(folder: Path) -> int:
 
 
 def scale_run(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
-    from corpus.config import load_config
-    from curate.dedup_plan import peak_bytes, plan_pipeline
+    from corpus.core.config import load_config
+    from corpus.curate.dedup_plan import peak_bytes, plan_pipeline
 
     rows = []
     for n in args.scale:

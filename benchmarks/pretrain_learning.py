@@ -3,7 +3,7 @@
     python benchmarks/pretrain_learning.py --preset mini --minutes 20
 
 Trains a tokenizer on the corpus, times a few steps to turn the budget into a step count (the learning-rate
-schedule needs to know where it ends), pretrains with `train.pretrain.pretrain`, and compares the held-out
+schedule needs to know where it ends), pretrains with `corpus.train.pretrain.pretrain`, and compares the held-out
 MLM accuracy and loss with what always guessing the most frequent token (accuracy) and the unigram
 distribution (loss) score on the same masked positions. The last line printed is one JSON object.
 """
@@ -20,16 +20,13 @@ import time
 from pathlib import Path
 
 import torch
+from docs_section import replace_section
+
+from corpus.core.io import read_documents
+from corpus.train.pretrain import pretrain
+from corpus.train.tokenizer import train_tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from docs_section import replace_section  # noqa: E402  (sibling module; this folder is on sys.path)
-
-from corpus.io import read_documents  # noqa: E402
-from train.pretrain import pretrain  # noqa: E402
-from train.tokenizer import train_tokenizer  # noqa: E402
-
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "agnews"
 SECTION = "## Pretraining: learning on CPU"
 

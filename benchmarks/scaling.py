@@ -30,12 +30,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from docs_section import replace_section  # noqa: E402  (before this folder leaves sys.path)
-from process_tree import corpus_command  # noqa: E402
-from process_tree import measure as measure_command  # noqa: E402
+from docs_section import replace_section
+from process_tree import corpus_command
+from process_tree import measure as measure_command
 
-# Run as a script, this folder comes first on sys.path, and benchmarks/curate.py would shadow the package.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "agnews"
 SECTION = "## Scaling"
 PIPELINE = """output_format: parquet
@@ -136,8 +134,8 @@ def scaling(inp: Path, work: Path) -> list[dict[str, Any]]:
 
 
 def stage_runs(inp: Path, work: Path, docs: int) -> list[dict[str, Any]]:
-    from corpus.config import load_config
-    from curate.dedup_plan import plan_pipeline
+    from corpus.core.config import load_config
+    from corpus.curate.dedup_plan import plan_pipeline
 
     rows = []
     for name in STAGES:

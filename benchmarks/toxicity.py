@@ -17,29 +17,25 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from docs_section import replace_section
 from rich.console import Console
 from rich.table import Table
 from sklearn.metrics import f1_score, precision_recall_fscore_support, roc_auc_score
 
+from corpus.core.config import load_config
+from corpus.core.document import Document
+from corpus.core.executors import LocalExecutor
+from corpus.core.io import write_shard
+from corpus.curate.classifier import train_classifier
+from corpus.curate.toxicity import ToxicityFilter
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from docs_section import replace_section  # noqa: E402  (sibling module; this folder is on sys.path)
-
-from corpus.config import load_config  # noqa: E402
-from corpus.document import Document  # noqa: E402
-from corpus.executors import LocalExecutor  # noqa: E402
-from corpus.io import write_shard  # noqa: E402
-from curate.classifier import train_classifier  # noqa: E402
-from curate.toxicity import ToxicityFilter  # noqa: E402
-
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SECTION = "## Toxicity"
 console = Console(width=200)

@@ -25,19 +25,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from docs_section import replace_section
+
+from corpus.core.io import read_documents
+from corpus.train import data as D
+from corpus.train.loop import LoopConfig, Runtime, peak_flops, train
+from corpus.train.models import bert_config, build_model, flops_per_token, non_embedding_params
+from corpus.train.pretrain import PretrainingObjective
+from corpus.train.tokenizer import round_up, train_tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from docs_section import replace_section  # noqa: E402  (sibling module; this folder is on sys.path)
-
-from corpus.io import read_documents  # noqa: E402
-from train import data as D  # noqa: E402
-from train.loop import LoopConfig, Runtime, peak_flops, train  # noqa: E402
-from train.models import bert_config, build_model, flops_per_token, non_embedding_params  # noqa: E402
-from train.pretrain import PretrainingObjective  # noqa: E402
-from train.tokenizer import round_up, train_tokenizer  # noqa: E402
-
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "agnews"
 SECTION = "## Training throughput"
 

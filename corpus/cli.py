@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from corpus.errors import CorpusError
+from corpus.core.errors import CorpusError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Crawl, curate and train on web text.")
 train_app = typer.Typer(no_args_is_help=True, help="Train a tokenizer and BERT, or fine-tune it.")
@@ -89,7 +89,7 @@ def crawl(
     output_format: Annotated[str, typer.Option("--format", help="parquet, jsonl or jsonl.gz")] = "parquet",
 ) -> None:
     """Crawl pages from seed URLs (or read web archives), extract their main text, write shards."""
-    from crawl.command import run
+    from corpus.crawl.command import run
 
     run(list(urls or []), out, seeds_file=seeds_file, from_warc=from_warc, workers=workers, max_size=max_size,
         warc_max_size=warc_max_size, setting=setting, max_pages=max_pages or None, depth=depth,
@@ -103,13 +103,13 @@ def crawl(
 def _print_presets(value: bool) -> None:
     if not value:
         return
-    from corpus.config import list_presets, presets_dir, read_yaml
+    from corpus.core.config import presets, read_yaml
 
     table = Table(title="presets (corpus curate IN -o OUT --preset NAME)")
     table.add_column("name")
     table.add_column("description")
-    for name in list_presets():
-        table.add_row(name, str(read_yaml(presets_dir() / f"{name}.yaml").get("description", "")))
+    for name, path in presets().items():
+        table.add_row(name, str(read_yaml(path).get("description", "")))
     Console().print(table)
     raise typer.Exit(0)
 
@@ -141,8 +141,8 @@ def curate(
 
     Resumable: run the same command again after a crash or Ctrl-C and finished shards are not redone.
     """
-    from corpus.config import load_config
-    from corpus.executors import LocalExecutor
+    from corpus.core.config import load_config
+    from corpus.core.executors import LocalExecutor
 
     if executor not in ("local", "ray"):
         raise CorpusError(f"--executor must be local or ray, not {executor!r}")
@@ -150,7 +150,7 @@ def curate(
         raise CorpusError("--address needs --executor ray")
     pipeline = load_config(config, preset, overrides)
     if plan:
-        from curate.dedup_plan import show_plan
+        from corpus.curate.dedup_plan import show_plan
 
         show_plan(pipeline, input, workers)
         return
@@ -160,7 +160,7 @@ def curate(
         print_curate_summary(stats)
         print_dry_run_samples(stats)
         out.mkdir(parents=True, exist_ok=True)
-        from corpus.io import atomic_write_json
+        from corpus.core.io import atomic_write_json
 
         atomic_write_json(out / "dry_run.json", stats)
         console.print(f"dry run: no shards written; report in {out / 'dry_run.json'}")
@@ -168,7 +168,7 @@ def curate(
     if overwrite and out.exists():
         shutil.rmtree(out)
     if executor == "ray":
-        from corpus.ray_executor import RayExecutor
+        from corpus.core.ray_executor import RayExecutor
 
         stats = RayExecutor(address, workers=workers, strict=strict).run(pipeline, input, out, limit=limit)
     else:
@@ -199,7 +199,7 @@ def print_curate_summary(stats: dict[str, Any]) -> None:
         where = "" if stats.get("dry_run") else f" recorded under {stats['output']}/errors/"
         console.print(f"[yellow]{stats['errors']} stage error(s)[/yellow]{where}")
     if stats.get("audit"):
-        from curate.audit import print_audit
+        from corpus.curate.audit import print_audit
 
         print_audit(stats["audit"])
 
@@ -250,7 +250,7 @@ def pretrain(
     )] = "auto",
 ) -> None:
     """Train a WordPiece tokenizer and pretrain BERT (masked LM + next-sentence prediction)."""
-    from train.pretrain import pretrain as run_pretrain
+    from corpus.train.pretrain import pretrain as run_pretrain
 
     summary = run_pretrain(data, out, steps=steps, preset=preset, objective=objective, seq_len=seq_len,
                            batch_size=batch_size, vocab_size=vocab_size, tokenizer=tokenizer, lr=lr,
@@ -277,7 +277,7 @@ def train_classifier_command(
     seed: Annotated[int, typer.Option(help="Random seed (held-out split and training).")] = 0,
 ) -> None:
     """Train a fastText classifier (e.g. toxic vs clean) and print its held-out precision and recall."""
-    from curate.classifier import train_classifier
+    from corpus.curate.classifier import train_classifier
 
     result = train_classifier(data, out, valid=valid, valid_fraction=valid_fraction, text_field=text_field,
                               label_field=label_field, epoch=epoch, lr=lr, word_ngrams=word_ngrams, dim=dim,
@@ -352,7 +352,7 @@ def finetune_command(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
 ) -> None:
     """Fine-tune a model for text classification or NER with the pretraining loop; writes OUT/metrics.json."""
-    from train.finetune import finetune
+    from corpus.train.finetune import finetune
 
     summary = finetune(model, train, out, task=task, eval=str(eval_file) if eval_file else None,
                        test=str(test) if test else None, epochs=epochs, steps=steps, batch_size=batch_size, lr=lr,
@@ -382,7 +382,7 @@ def predict(
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
 ) -> None:
     """Label every record with a fine-tuned model: each input record plus its prediction and probabilities."""
-    from train.predict import predict_file
+    from corpus.train.predict import predict_file
 
     summary = predict_file(model, data, out, text_field=text_field, batch_size=batch_size, device=device)
     table = Table(title=f"predict: {summary['records']} records, {summary['records_per_s']}/s -> {summary['output']}")
@@ -406,8 +406,8 @@ def eval_command(
     random_init: Annotated[bool, typer.Option("--random-init", help="Fine-tune from random weights.")] = False,
 ) -> None:
     """Run a suite of tasks on one model and print one table (results also in OUT/results.json)."""
-    from corpus.io import atomic_write_json
-    from train.evaluate import load_suite, print_rows, run_suite
+    from corpus.core.io import atomic_write_json
+    from corpus.train.evaluate import load_suite, print_rows, run_suite
 
     spec = load_suite(suite, data_root)
     options = _parse_sets(overrides)
@@ -438,8 +438,8 @@ def ablate(
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
 ) -> None:
     """Pretrain the same small BERT on curated and raw text for the same budget; fine-tune both on a suite."""
-    from train.ablate import ablate as run_ablation
-    from train.evaluate import print_rows
+    from corpus.train.ablate import ablate as run_ablation
+    from corpus.train.evaluate import print_rows
 
     result = run_ablation(curated, raw, suite, out, steps=steps, preset=preset, seq_len=seq_len,
                           batch_size=batch_size, vocab_size=vocab_size, random_baseline=random_baseline,

@@ -9,8 +9,8 @@ from typing import Any
 
 from rich.console import Console
 
-from corpus.errors import CorpusError
-from crawl.stats import summary_table
+from corpus.core.errors import CorpusError
+from corpus.crawl.stats import summary_table
 
 SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
 
@@ -53,7 +53,7 @@ def run(
     **options: Any,
 ) -> dict[str, Any]:
     """Run a crawl (or an archive ingestion) and print its summary table; returns the summary."""
-    from crawl.runner import crawl, crawl_archives, read_seeds
+    from corpus.crawl.runner import crawl, crawl_archives, read_seeds
 
     size = parse_size(max_size, "--max-size")
     if from_warc:

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-from corpus.document import Document
-from corpus.stage import Filter
-from crawl.decode import decode_html, looks_binary
+from corpus.core.document import Document
+from corpus.core.stage import Filter
+from corpus.crawl.decode import decode_html, looks_binary
 
 METADATA_FIELDS = ("title", "author", "date", "sitename", "hostname", "description", "language_hint")
 RESCUE_CHARS = 500  # below this, the fast extraction is retried with trafilatura's fallback extractors
@@ -51,7 +51,7 @@ class ExtractOptions:
 
     def __post_init__(self) -> None:
         if self.favor not in FAVOR:
-            from corpus.errors import CorpusError
+            from corpus.core.errors import CorpusError
 
             raise CorpusError(f"favor={self.favor!r}: choose one of {', '.join(FAVOR)}")
 
@@ -71,7 +71,7 @@ class PageResult:
     metadata: dict[str, Any] = field(default_factory=dict)
     reason: str | None = None  # set when no document should be written
     encoding: str | None = None
-    charset: str | None = None  # how the encoding was found (see crawl.decode)
+    charset: str | None = None  # how the encoding was found (see corpus.crawl.decode)
     links: list[str] = field(default_factory=list)
     html: str | None = None
     seconds: float = 0.0  # CPU time spent on this page (decode, parse, links, extraction)

@@ -8,7 +8,7 @@ from scrapy.downloadermiddlewares.redirect import RedirectMiddleware
 from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Request
 
-from crawl.urls import canonicalize
+from corpus.crawl.urls import canonicalize
 
 
 class LoopAwareRedirectMiddleware(RedirectMiddleware):

@@ -2,7 +2,7 @@
 
 Documents are buffered and written as one shard (temp file, fsync, rename) when the buffer reaches
 CORPUS_SHARD_DOCS documents, CORPUS_SHARD_BYTES bytes, or CORPUS_SHARD_SECONDS of age, and at close. Before
-a shard is published the frontier journal and open WARC files are synced (see crawl.state), so a crash at
+a shard is published the frontier journal and open WARC files are synced (see corpus.crawl.state), so a crash at
 any point loses only unpublished documents, whose pages the resumed crawl fetches again.
 """
 
@@ -13,9 +13,9 @@ from typing import Any
 
 from twisted.internet.task import LoopingCall
 
-from corpus.document import Document
-from corpus.io import write_shard
-from crawl.state import CrawlState
+from corpus.core.document import Document
+from corpus.core.io import write_shard
+from corpus.crawl.state import CrawlState
 
 
 class ShardPipeline:

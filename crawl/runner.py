@@ -1,5 +1,5 @@
 """Run a crawl, or ingest web archives. Scrapy's reactor cannot restart inside one process, so each crawl
-gets a child process: `crawl()` is the importable entry point, `python -m crawl.runner CONFIG.json` the child.
+gets a child process: `crawl()` is the importable entry point, `python -m corpus.crawl.runner CONFIG.json` the child.
 
 The child runs in its own session so a terminal's Ctrl-C reaches only the parent, which forwards exactly one
 SIGINT (Scrapy: finish requests in flight, publish shards, stop); a second Ctrl-C forwards another (Scrapy:
@@ -22,11 +22,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from corpus.errors import CorpusError
-from corpus.io import ShardInfo, atomic_write_json, read_manifest, write_manifest
-from crawl.settings import build_settings
-from crawl.stats import summarize
-from crawl.urls import check_url
+from corpus.core.errors import CorpusError
+from corpus.core.io import ShardInfo, atomic_write_json, read_manifest, write_manifest
+from corpus.crawl.settings import build_settings
+from corpus.crawl.stats import summarize
+from corpus.crawl.urls import check_url
 
 INTERRUPTED = 130
 
@@ -128,14 +128,14 @@ def crawl(
         "parent_pid": os.getpid(),
         "settings": build_settings(fast=fast, contact=contact, **{**overrides, **(settings or {})}),
     }
-    from crawl.extract import ExtractOptions
-    from crawl.urls import UrlRules
+    from corpus.crawl.extract import ExtractOptions
+    from corpus.crawl.urls import UrlRules
 
     UrlRules([], allow, deny)  # bad regexes and options fail here, as user errors, not in the child
     ExtractOptions(favor=favor)
     config_path = out / "crawl_config.json"
     atomic_write_json(config_path, job)
-    returncode = _run_and_forward_sigint([sys.executable, "-m", "crawl.runner", str(config_path)])
+    returncode = _run_and_forward_sigint([sys.executable, "-m", "corpus.crawl.runner", str(config_path)])
     if returncode == 3:
         raise CorpusError(f"{job_dir}: another crawl is running with this job folder ({_lock_owner(job_dir)})")
     if returncode == INTERRUPTED:
@@ -198,7 +198,7 @@ def _watch_parent(parent_pid: int) -> None:
 def _run_child(config_path: str) -> int:
     from scrapy.crawler import CrawlerProcess
 
-    from crawl.spiders import SiteSpider
+    from corpus.crawl.spiders import SiteSpider
 
     job = json.loads(Path(config_path).read_text())
     settings = dict(job["settings"])
@@ -206,9 +206,9 @@ def _run_child(config_path: str) -> int:
     lock = _lock(job_dir)
     if job.get("parent_pid"):
         _watch_parent(job["parent_pid"])
-    settings["ITEM_PIPELINES"] = {"crawl.pipelines.ShardPipeline": 300}
+    settings["ITEM_PIPELINES"] = {"corpus.crawl.pipelines.ShardPipeline": 300}
     if job.get("progress"):
-        settings["EXTENSIONS"] = {"crawl.progress.CrawlProgress": 500}
+        settings["EXTENSIONS"] = {"corpus.crawl.progress.CrawlProgress": 500}
         settings["CORPUS_PROGRESS_TOTAL"] = job["spider"].get("max_pages")
     if settings.get("REDIS_URL"):
         from scrapy.core.engine import ExecutionEngine
@@ -286,8 +286,8 @@ def crawl_archives(
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from crawl.extract import ExtractOptions
-    from crawl.warc import archive_key, ingest_file
+    from corpus.crawl.extract import ExtractOptions
+    from corpus.crawl.warc import archive_key, ingest_file
 
     paths = expand_archives(inputs)
     out = Path(out)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from crawl import __version__
+from corpus.crawl import __version__
 
 USER_AGENT = "corpus-crawler/{version} (+{contact})"
 DEFAULT_CONTACT = "https://github.com/corpus-toolkit/corpus"
@@ -51,9 +51,9 @@ POLITE: dict[str, Any] = {
     },
     "DOWNLOADER_MIDDLEWARES": {
         "scrapy.downloadermiddlewares.redirect.RedirectMiddleware": None,
-        "crawl.middlewares.LoopAwareRedirectMiddleware": 600,
-        "crawl.middlewares.SkipDoneMiddleware": 60,
-        "crawl.warc.WarcMiddleware": 585,  # after gzip decoding (590), before meta-refresh (580)
+        "corpus.crawl.middlewares.LoopAwareRedirectMiddleware": 600,
+        "corpus.crawl.middlewares.SkipDoneMiddleware": 60,
+        "corpus.crawl.warc.WarcMiddleware": 585,  # after gzip decoding (590), before meta-refresh (580)
     },
     # Crawl-specific knobs (read by our components).
     "CORPUS_SHARD_DOCS": 1000,  # roll a shard after this many documents...

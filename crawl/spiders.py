@@ -21,10 +21,10 @@ from scrapy.spidermiddlewares.httperror import HttpError
 from scrapy.utils.gz import gunzip
 from scrapy.utils.sitemap import Sitemap, sitemap_urls_from_robots
 
-from corpus.document import stable_id
-from crawl.extract import ExtractOptions, ExtractorPool
-from crawl.state import CrawlState
-from crawl.urls import UrlRules, canonicalize, is_html, media_type
+from corpus.core.document import stable_id
+from corpus.crawl.extract import ExtractOptions, ExtractorPool
+from corpus.crawl.state import CrawlState
+from corpus.crawl.urls import UrlRules, canonicalize, is_html, media_type
 
 MAX_SITEMAP_NESTING = 5
 MAX_URL_LENGTH = 2083  # Scrapy's URLLENGTH_LIMIT default (the old Internet Explorer limit)

@@ -17,9 +17,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from corpus.errors import CorpusError
-from corpus.io import FORMATS, ShardInfo, clean_temp_files, read_manifest, read_shard, sha256_file, write_manifest
-from crawl.urls import canonicalize
+from corpus.core.errors import CorpusError
+from corpus.core.io import FORMATS, ShardInfo, clean_temp_files, read_manifest, read_shard, sha256_file, write_manifest
+from corpus.crawl.urls import canonicalize
 
 
 class Journal:

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from w3lib.url import canonicalize_url, url_query_cleaner
 
-from corpus.errors import CorpusError
+from corpus.core.errors import CorpusError
 
 # Query parameters that only track clicks; the same page with or without them is one page.
 TRACKING_PARAMS = (

@@ -22,10 +22,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from corpus.document import Document, stable_id
-from crawl import __version__
-from crawl.extract import ExtractOptions, process_page
-from crawl.urls import canonicalize, is_html, media_type
+from corpus.core.document import Document, stable_id
+from corpus.crawl import __version__
+from corpus.crawl.extract import ExtractOptions, process_page
+from corpus.crawl.urls import canonicalize, is_html, media_type
 
 SKIP_HTTP_HEADERS = {"content-encoding", "transfer-encoding", "content-length"}
 
@@ -278,7 +278,7 @@ def iter_archive(path: Path, options: ExtractOptions, max_bytes: int, counts: Co
 def ingest_file(path: str, data_dir: str, fmt: str, options: ExtractOptions, max_bytes: int,
                 shard_docs: int) -> dict[str, Any]:
     """Turn one archive into shards `warc-<key>-<n>` (run in a worker process); returns counts and shards."""
-    from corpus.io import FORMATS, write_shard
+    from corpus.core.io import FORMATS, write_shard
 
     source = Path(path)
     key = archive_key(source)

@@ -25,11 +25,11 @@ from pathlib import Path
 from statistics import NormalDist
 from typing import Any
 
-from corpus.document import Document
-from corpus.errors import CorpusError
-from corpus.io import is_shard, read_shard
-from corpus.stage import RankContext, Stage
-from curate.bias import load_lexicon
+from corpus.core.document import Document
+from corpus.core.errors import CorpusError
+from corpus.core.io import is_shard, read_shard
+from corpus.core.stage import RankContext, Stage
+from corpus.curate.bias import load_lexicon
 
 ALL = "__all__"
 

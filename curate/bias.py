@@ -1,6 +1,6 @@
 """Identity-term annotations: which social groups a document mentions, and its gendered pronouns.
 
-The counts are what the disparate-impact audit (`curate.audit`) groups documents by, so run the `bias` stage
+The counts are what the disparate-impact audit (`corpus.curate.audit`) groups documents by, so run the `bias` stage
 early (right after normalisation): every document a later stage removes then carries its groups into
 `rejected/`. The lexicon is data (`curate/lexicons/identity_<lang>.yaml`), extendable with user files.
 """
@@ -16,14 +16,14 @@ from typing import Any
 
 import yaml
 
-from corpus.document import Document
-from corpus.errors import CorpusError
-from corpus.stage import RankContext, Transform
-from curate.terms import GroupedTermMatcher, TermMatcher, is_spaceless, term_key
+from corpus.core.document import Document
+from corpus.core.errors import CorpusError
+from corpus.core.stage import RankContext, Transform
+from corpus.curate.terms import GroupedTermMatcher, TermMatcher, is_spaceless, term_key
 
 
 def lexicons_dir() -> Path:
-    return Path(str(resources.files("curate") / "lexicons"))
+    return Path(str(resources.files("corpus.curate") / "lexicons"))
 
 
 def lexicon_languages() -> list[str]:

@@ -20,9 +20,9 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from corpus.document import Document
-from corpus.io import atomic_write_bytes
-from corpus.stage import BARRIER, Barrier, RankContext, Stage
+from corpus.core.document import Document
+from corpus.core.io import atomic_write_bytes
+from corpus.core.stage import BARRIER, Barrier, RankContext, Stage
 
 _BLANK_LINES = re.compile(r"\n{3,}")
 

@@ -19,9 +19,9 @@ import functools
 import re
 from typing import Any
 
-from corpus.document import Document
-from curate.quality import HeuristicFilter
-from curate.text import count_sentences, terminal_punctuation, tokenize, view
+from corpus.core.document import Document
+from corpus.curate.quality import HeuristicFilter
+from corpus.curate.text import count_sentences, terminal_punctuation, tokenize, view
 
 CITATION = re.compile(r"\[\d*]|\[edit]|\[citation needed]")
 END_PUNCTUATION = (".", "?", "!", '"', "'")

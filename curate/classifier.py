@@ -20,9 +20,9 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from corpus.errors import CorpusError
-from corpus.io import Malformed, read_shard
-from curate.fasttext_model import import_fasttext
+from corpus.core.errors import CorpusError
+from corpus.core.io import Malformed, read_shard
+from corpus.curate.fasttext_model import import_fasttext
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 

@@ -1,6 +1,6 @@
 """Exact and URL deduplication: one key per document, clusters of equal keys, one keeper per cluster.
 
-Both are two jobs around a barrier (see `curate.dedup_index`): signatures write each rank's keys,
+Both are two jobs around a barrier (see `corpus.curate.dedup_index`): signatures write each rank's keys,
 then the filter drops every cluster member but the keeper (`keep`: first seen, longest, or highest
 quality score), records `duplicate_of` on the rejects and `<kind>_cluster_id` / `<kind>_cluster_size`
 on every clustered document. The result does not depend on how many workers ran.
@@ -15,9 +15,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
-from corpus.document import Document
-from corpus.stage import RankContext
-from curate.dedup_index import KeyDedup
+from corpus.core.document import Document
+from corpus.core.stage import RankContext
+from corpus.curate.dedup_index import KeyDedup
 
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
 _TRACKING = re.compile(r"^(utm_[a-z]+|fbclid|gclid|mc_cid|mc_eid)$")

@@ -28,10 +28,10 @@ from typing import Any
 
 import numpy as np
 
-from corpus.document import Document
-from corpus.errors import CorpusError
-from corpus.io import atomic_write_bytes, atomic_write_json
-from corpus.stage import BARRIER, Barrier, RankContext, Stage
+from corpus.core.document import Document
+from corpus.core.errors import CorpusError
+from corpus.core.io import atomic_write_bytes, atomic_write_json
+from corpus.core.stage import BARRIER, Barrier, RankContext, Stage
 
 KEEP_POLICIES = ("first", "longest", "quality")
 MERGE_MEMORY = 64 << 20  # bytes of run entries the merge holds at once, across all runs

@@ -13,8 +13,8 @@ import math
 import os
 from typing import Any
 
-from corpus.config import build_jobs
-from corpus.io import list_shards
+from corpus.core.config import build_jobs
+from corpus.core.io import list_shards
 
 # Calibrated on `benchmarks/dedup.py --scale` runs (1.6 KB documents; peaks sampled per process).
 PROCESS_BASE = 120 * 2**20  # a worker with numpy, pyarrow and the engine imported
@@ -53,8 +53,8 @@ def measure_input(path: str | os.PathLike) -> dict[str, int]:
 
 def stage_plan(stage: Any, documents: int, text_bytes: int, shards: int, max_docs_per_shard: int) -> dict[str, Any]:
     """Peak memory (signature worker, clustering step) and disk of one dedup stage."""
-    from curate.dedup_index import MERGE_MEMORY, KeyDedup
-    from curate.paragraph_dedup import ParagraphDedup
+    from corpus.curate.dedup_index import MERGE_MEMORY, KeyDedup
+    from corpus.curate.paragraph_dedup import ParagraphDedup
 
     per_rank = math.ceil(documents / max(1, shards))
     doc_bytes = text_bytes / max(1, documents)
@@ -136,7 +136,7 @@ def show_plan(config: dict[str, Any], input_path: str | os.PathLike, workers: in
     from rich.console import Console
     from rich.table import Table
 
-    from curate.minhash import format_s_curve
+    from corpus.curate.minhash import format_s_curve
 
     plan = plan_pipeline(config, input_path)
     workers = min(workers or os.cpu_count() or 1, plan["shards"])

@@ -7,7 +7,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from corpus.errors import CorpusError
+from corpus.core.errors import CorpusError
 
 
 def import_fasttext(need_training: bool = False) -> Any:

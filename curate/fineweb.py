@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from corpus.document import Document
-from curate.quality import HeuristicFilter
-from curate.repetition import find_duplicates
-from curate.text import NO_TERMINAL_PUNCTUATION_LANGUAGES, SPACED_CHARS_PER_WORD, terminal_punctuation
+from corpus.core.document import Document
+from corpus.curate.quality import HeuristicFilter
+from corpus.curate.repetition import find_duplicates
+from corpus.curate.text import NO_TERMINAL_PUNCTUATION_LANGUAGES, SPACED_CHARS_PER_WORD, terminal_punctuation
 
 
 class FineWebQualityFilter(HeuristicFilter):

@@ -18,9 +18,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from corpus.document import Document
-from corpus.errors import CorpusError
-from corpus.stage import Filter, RankContext
+from corpus.core.document import Document
+from corpus.core.errors import CorpusError
+from corpus.core.stage import Filter, RankContext
 
 POSITIVE_NAMES = ("off", "offensive", "toxic", "hate", "abusive", "1", "true", "yes", "positive")
 
@@ -61,7 +61,7 @@ class HFClassifierScorer:
     def prepare(self) -> Any:
         """Load the model once per worker, and check it is a classifier with the wanted label."""
         if self._predictor is None:
-            from train.predict import Predictor
+            from corpus.train.predict import Predictor
 
             predictor = Predictor(self.model_path, device=self.device, batch_size=self.batch_size,
                                   max_length=self.max_length)

@@ -22,10 +22,10 @@ import functools
 import re
 from typing import Any
 
-from corpus.document import Document
-from corpus.errors import CorpusError
-from corpus.stage import Filter
-from curate.fasttext_model import lid176_path, load_model
+from corpus.core.document import Document
+from corpus.core.errors import CorpusError
+from corpus.core.stage import Filter
+from corpus.curate.fasttext_model import lid176_path, load_model
 
 # lid.176 pairs that are known to be confused; a prediction in one of them is checked by lingua.
 CONFUSABLE = [["id", "ms"], ["hr", "bs", "sr", "sh"], ["no", "nb", "nn", "da"], ["af", "nl"], ["cs", "sk"]]

@@ -8,7 +8,7 @@ whole batch of documents at once with numpy instead of one `update_batch` call p
 Shingles are word n-grams (`ngram`, default 5) or, for languages written without spaces, character
 n-grams (`char_ngram`); `shingle: auto` picks per document from its detected language (or from how
 few spaces it has). LSH cuts each signature into `bands` x `rows`, chosen from the Jaccard `threshold`
-(see `choose_bands` and `s_curve`; `python -m curate.minhash --threshold 0.75` prints the curve).
+(see `choose_bands` and `s_curve`; `python -m corpus.curate.minhash --threshold 0.75` prints the curve).
 
 Jobs: signatures write per-rank band keys sorted on disk; the first filter rank merges them band by
 band (streaming), links candidates with union-find (optionally only after checking their exact
@@ -27,10 +27,10 @@ from typing import Any
 
 import numpy as np
 
-from corpus.document import Document
-from corpus.stage import RankContext
-from curate.dedup_index import KeyDedup, Part, VerifierFactory, save_npy
-from curate.text import NO_SPACE_LANGUAGES
+from corpus.core.document import Document
+from corpus.core.stage import RankContext
+from corpus.curate.dedup_index import KeyDedup, Part, VerifierFactory, save_npy
+from corpus.curate.text import NO_SPACE_LANGUAGES
 
 SHINGLES = ("auto", "word", "char")
 _MIX1, _MIX2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
@@ -443,7 +443,7 @@ class ExactJaccard:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`python -m curate.minhash --threshold 0.75 [--num-perm 128]`: print bands x rows and the S-curve."""
+    """`python -m corpus.curate.minhash --threshold 0.75 [--num-perm 128]`: print bands x rows and the S-curve."""
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--threshold", type=float, default=0.75)
     parser.add_argument("--num-perm", type=int, default=128)

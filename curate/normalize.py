@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from corpus.document import Document
-from corpus.stage import Transform
+from corpus.core.document import Document
+from corpus.core.stage import Transform
 
 # C0/C1 control characters except tab and newline.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")

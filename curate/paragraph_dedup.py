@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from corpus.document import Document
-from corpus.stage import BARRIER, Barrier, RankContext, Stage
-from curate.dedup_index import Run, load_run, merge_runs, run_once, save_npy, save_npz
+from corpus.core.document import Document
+from corpus.core.stage import BARRIER, Barrier, RankContext, Stage
+from corpus.curate.dedup_index import Run, load_run, merge_runs, run_once, save_npy, save_npz
 
 UNITS = ("paragraph", "line")
 _DIGIT = re.compile(r"\d")

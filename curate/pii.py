@@ -14,8 +14,8 @@ import re
 from collections import Counter
 from collections.abc import Callable
 
-from corpus.document import Document
-from corpus.stage import Transform
+from corpus.core.document import Document
+from corpus.core.stage import Transform
 
 KINDS = ("email", "phone", "ip", "credit_card", "iban")
 PLACEHOLDERS = {"email": "<EMAIL>", "phone": "<PHONE>", "ip": "<IP_ADDRESS>", "credit_card": "<CREDIT_CARD>",

@@ -6,16 +6,16 @@ values without recomputing (the RedPajama-V2 idea). `annotate_only=True` measure
 drops nothing.
 
 This module holds Gopher quality (Rae et al. 2021, appendix A.1.1); Gopher repetition, C4 and FineWeb
-live in `curate.repetition`, `curate.c4` and `curate.fineweb`.
+live in `corpus.curate.repetition`, `corpus.curate.c4` and `corpus.curate.fineweb`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from corpus.document import Document
-from corpus.stage import Filter
-from curate.text import TextView, view
+from corpus.core.document import Document
+from corpus.core.stage import Filter
+from corpus.curate.text import TextView, view
 
 GOPHER_STOP_WORDS = ("the", "be", "to", "of", "and", "that", "have", "with")
 Result = bool | tuple[bool, str]
@@ -61,7 +61,7 @@ class HeuristicFilter(Filter):
 class GopherQualityFilter(HeuristicFilter):
     """The quality rules of Gopher (Rae et al. 2021), defaults as published and as FineWeb runs them.
 
-    Words are tokens from `curate.text` (punctuation separate, as datatrove's spaCy tokenizer); word
+    Words are tokens from `corpus.curate.text` (punctuation separate, as datatrove's spaCy tokenizer); word
     counts and lengths use words with at least one non-punctuation character. The stop-word rule needs
     at least `min_stop_words` *distinct* words from the list, and applies to the languages it has a list
     for (`stop_words` may be a list for English or a {language: list} mapping). For languages written

@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from corpus.document import Document
-from curate.quality import HeuristicFilter
-from curate.text import TextView
+from corpus.core.document import Document
+from corpus.curate.quality import HeuristicFilter
+from corpus.curate.text import TextView
 
 TOP_N_GRAMS = ((2, 0.20), (3, 0.18), (4, 0.16))
 DUP_N_GRAMS = ((5, 0.15), (6, 0.14), (7, 0.13), (8, 0.12), (9, 0.11), (10, 0.10))

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from curate.text import NO_SPACE_LANGUAGES
+from corpus.curate.text import NO_SPACE_LANGUAGES
 
 _TOKEN = re.compile(r"\w+")
 

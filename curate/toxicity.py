@@ -14,7 +14,7 @@ Scorers (the `scorer:` option of `ToxicityFilter`):
 Documents are cut into spans (sentences or paragraphs, or the whole document) and every span is scored; the
 document's score is its worst span and `flagged_share` the share of spans above `span_threshold`, so one bad
 line in a long good document is visible as such. A `hate` flag marks documents where an identity term (see
-`curate.bias`) and a flagged span share a sentence.
+`corpus.curate.bias`) and a flagged span share a sentence.
 """
 
 from __future__ import annotations
@@ -27,17 +27,17 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from corpus.document import Document
-from corpus.errors import CorpusError
-from corpus.stage import Filter, RankContext
-from curate.bias import IdentityLexicon, load_lexicon
-from curate.terms import TermMatch, TermMatcher, is_spaceless, tokens
+from corpus.core.document import Document
+from corpus.core.errors import CorpusError
+from corpus.core.stage import Filter, RankContext
+from corpus.curate.bias import IdentityLexicon, load_lexicon
+from corpus.curate.terms import TermMatch, TermMatcher, is_spaceless, tokens
 
 SCORERS: dict[str, str] = {
-    "profanity_check": "curate.toxicity:ProfanityCheckScorer",
-    "wordlist": "curate.toxicity:WordListScorer",
-    "fasttext": "curate.toxicity:FastTextScorer",
-    "hf": "curate.hf_classifier:HFClassifierScorer",  # a folder from `corpus train finetune`
+    "profanity_check": "corpus.curate.toxicity:ProfanityCheckScorer",
+    "wordlist": "corpus.curate.toxicity:WordListScorer",
+    "fasttext": "corpus.curate.toxicity:FastTextScorer",
+    "hf": "corpus.curate.hf_classifier:HFClassifierScorer",  # a folder from `corpus train finetune`
 }
 GRANULARITIES = ("document", "paragraph", "sentence")
 
@@ -226,7 +226,7 @@ class FastTextScorer(Scorer):
         self.preprocess = preprocess
 
     def prepare(self) -> Any:
-        from curate.fasttext_model import load_model
+        from corpus.curate.fasttext_model import load_model
 
         model = load_model(self.model_path)
         known = set(model.get_labels())
@@ -238,7 +238,7 @@ class FastTextScorer(Scorer):
         return model
 
     def score(self, texts: list[str], languages: Sequence[str | None]) -> list[float]:
-        from curate.classifier import prepare_text
+        from corpus.curate.classifier import prepare_text
 
         if not texts:
             return []

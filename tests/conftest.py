@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from corpus.document import Document
-from corpus.io import write_shard
+from corpus.core.document import Document
+from corpus.core.io import write_shard
 
 EN = (
     "The village library opened its doors in the spring of that year, and the people who lived nearby came "

@@ -7,8 +7,8 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForPreTraining, AutoTokenizer
 
+from corpus.core.io import read_documents
 from corpus.demo import run_demo
-from corpus.io import read_documents
 
 
 def test_demo_runs_the_whole_path(tmp_path: Path) -> None:

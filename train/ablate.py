@@ -11,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from corpus.io import atomic_write_json
-from train.evaluate import COLUMNS, load_suite, run_suite
+from corpus.core.io import atomic_write_json
+from corpus.train.evaluate import COLUMNS, load_suite, run_suite
 
 
 def ablate(curated: str | Path, raw: str | Path, suite: str | Path, out: str | Path, *, steps: int = 300,
@@ -20,7 +20,7 @@ def ablate(curated: str | Path, raw: str | Path, suite: str | Path, out: str | P
            random_baseline: bool = True, data_root: str | Path | None = None, only: list[str] | None = None,
            pretrain_options: dict[str, Any] | None = None, finetune_options: dict[str, Any] | None = None,
            device: str = "auto", progress: bool = True) -> dict[str, Any]:
-    from train.pretrain import pretrain
+    from corpus.train.pretrain import pretrain
 
     out = Path(out)
     spec = load_suite(suite, data_root)

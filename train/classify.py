@@ -11,8 +11,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from corpus.errors import CorpusError
-from train.labelled import Feature, label_key, read_records, sort_labels
+from corpus.core.errors import CorpusError
+from corpus.train.labelled import Feature, label_key, read_records, sort_labels
 
 AUTO_CLASS = "AutoModelForSequenceClassification"
 METRICS = ("macro_f1", "accuracy")  # the first is the default early-stopping metric

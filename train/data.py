@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from corpus.errors import CorpusError
+from corpus.core.errors import CorpusError
 
 Segments = list[array]  # one document: its segments (sentences), each an array of token ids
 Example = dict[str, Any]  # input_ids, token_type_ids, and next_sentence_label for NSP

@@ -23,14 +23,14 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from corpus.errors import CorpusError
+from corpus.core.errors import CorpusError
 
 TASK_KEYS = {"task", "train", "eval", "test", "options"}
 COLUMNS = ("accuracy", "macro_f1", "f1")
 
 
 def suites_dir() -> Path:
-    return Path(str(resources.files("train") / "suites"))
+    return Path(str(resources.files("corpus.train") / "suites"))
 
 
 def list_suites() -> list[str]:
@@ -79,8 +79,8 @@ def load_suite(spec: str | Path, data_root: str | Path | None = None) -> dict[st
 def run_suite(model: str | Path, suite: dict[str, Any] | str | Path, out: str | Path,
               only: list[str] | None = None, **overrides: Any) -> list[dict[str, Any]]:
     """One row per task: the metrics on its test file (fine-tuned copies of the model go to `out/<task>`)."""
-    from train.finetune import finetune
-    from train.predict import Predictor
+    from corpus.train.finetune import finetune
+    from corpus.train.predict import Predictor
 
     if not isinstance(suite, dict):
         suite = load_suite(suite)

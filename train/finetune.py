@@ -1,6 +1,6 @@
 """Fine-tune a BERT-family model for classification or NER with the one training loop: `corpus train finetune`.
 
-    from train.finetune import finetune
+    from corpus.train.finetune import finetune
     summary = finetune("runs/demo/model", "train.jsonl", "runs/clf", eval="dev.jsonl", task="classify")
 
 The model is our pretrained checkpoint or any local Hugging Face directory (BERT, DistilBERT, RoBERTa, MiniLM…).
@@ -27,12 +27,12 @@ from typing import Any
 
 import torch
 
-from corpus.errors import CorpusError
-from corpus.io import atomic_write_json
-from train.labelled import Batches, infer
-from train.loop import LoopConfig, setup_runtime, train
+from corpus.core.errors import CorpusError
+from corpus.core.io import atomic_write_json
+from corpus.train.labelled import Batches, infer
+from corpus.train.loop import LoopConfig, setup_runtime, train
 
-TASKS = {"classify": "train.classify", "ner": "train.ner"}
+TASKS = {"classify": "corpus.train.classify", "ner": "corpus.train.ner"}
 
 
 @dataclass

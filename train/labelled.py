@@ -1,6 +1,6 @@
 """Labelled data for fine-tuning: reading records, padding batches, an endless shuffled batch stream, inference.
 
-Shared by `train.classify` and `train.ner`; knows nothing about either task.
+Shared by `corpus.train.classify` and `corpus.train.ner`; knows nothing about either task.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from corpus.errors import CorpusError
+from corpus.core.errors import CorpusError
 
 IGNORE_INDEX = -100  # positions without a label (PyTorch's cross-entropy default)
 Feature = dict[str, Any]  # input_ids, attention_mask, token_type_ids (lists) and labels (int or list)

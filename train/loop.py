@@ -4,7 +4,7 @@
 
 It knows nothing about BERT: it takes a model, an endless batch iterator, a loss function
 `loss_fn(model, batch) -> (loss, {name: tensor})` and a `LoopConfig`. Batch iterators with
-`state_dict()`/`load_state_dict()` (like `train.data.PretrainBatches`) make `resume` continue exactly.
+`state_dict()`/`load_state_dict()` (like `corpus.train.data.PretrainBatches`) make `resume` continue exactly.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from corpus.errors import CorpusError
-from corpus.io import sha256_file
+from corpus.core.errors import CorpusError
+from corpus.core.io import sha256_file
 
 Batch = dict[str, torch.Tensor]
 LossFn = Callable[[torch.nn.Module, Batch], tuple[torch.Tensor, dict[str, torch.Tensor]]]

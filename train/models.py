@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from corpus.errors import CorpusError
+from corpus.core.errors import CorpusError
 
 if TYPE_CHECKING:
     import torch

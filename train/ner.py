@@ -15,8 +15,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from corpus.errors import CorpusError
-from train.labelled import IGNORE_INDEX, Feature, read_records
+from corpus.core.errors import CorpusError
+from corpus.train.labelled import IGNORE_INDEX, Feature, read_records
 
 AUTO_CLASS = "AutoModelForTokenClassification"
 METRICS = ("f1", "accuracy")  # entity-level F1 (seqeval) is the default early-stopping metric

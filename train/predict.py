@@ -1,6 +1,6 @@
 """Batch inference with a fine-tuned model folder: `corpus predict --model OUT data.jsonl`.
 
-    from train.predict import Predictor
+    from corpus.train.predict import Predictor
     clf = Predictor("runs/clf")
     clf.classify(["a fine film"])  # [{"label": "1", "probabilities": {"0": 0.1, "1": 0.9}}]
 
@@ -20,9 +20,9 @@ from typing import Any
 
 import torch
 
-from corpus.errors import CorpusError
-from train.finetune import check_model_dir, load_model, load_tokenizer, max_positions, task_module, task_of
-from train.labelled import infer
+from corpus.core.errors import CorpusError
+from corpus.train.finetune import check_model_dir, load_model, load_tokenizer, max_positions, task_module, task_of
+from corpus.train.labelled import infer
 
 
 class Predictor:

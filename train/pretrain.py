@@ -1,6 +1,6 @@
 """Pretrain BERT (masked LM + next-sentence prediction) on a folder of shards: `corpus train pretrain`.
 
-    from train.pretrain import pretrain
+    from corpus.train.pretrain import pretrain
     summary = pretrain("runs/demo/curated", "runs/demo/model", steps=100)
 
 The output folder loads with `AutoModelForPreTraining` / `AutoModelForMaskedLM` / `pipeline("fill-mask")`.
@@ -18,12 +18,12 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from corpus.errors import CorpusError
-from corpus.io import atomic_write_json, read_documents
-from train import data as D
-from train.loop import LoopConfig, Runtime, setup_runtime, train
-from train.models import PRESETS, bert_config, build_model, flops_per_token, non_embedding_params
-from train.tokenizer import load_tokenizer, round_up, train_tokenizer
+from corpus.core.errors import CorpusError
+from corpus.core.io import atomic_write_json, read_documents
+from corpus.train import data as D
+from corpus.train.loop import LoopConfig, Runtime, setup_runtime, train
+from corpus.train.models import PRESETS, bert_config, build_model, flops_per_token, non_embedding_params
+from corpus.train.tokenizer import load_tokenizer, round_up, train_tokenizer
 
 
 @dataclass

@@ -15,11 +15,11 @@ from corpus.demo.server import SiteServer, demo_site_root
 
 def run_demo(out: str | Path = "runs/demo", steps: int = 60, workers: int = 2) -> dict[str, Any]:
     """Run every step into `out/{crawl,curated,model,report}`; returns the numbers it prints."""
-    from corpus.config import load_config
-    from corpus.executors import LocalExecutor
+    from corpus.core.config import load_config
+    from corpus.core.executors import LocalExecutor
+    from corpus.crawl.runner import crawl
     from corpus.report import build_report
-    from crawl.runner import crawl
-    from train.pretrain import pretrain
+    from corpus.train.pretrain import pretrain
 
     out = Path(out)
     if out.exists():

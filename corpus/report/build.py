@@ -9,8 +9,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from corpus.errors import CorpusError
-from corpus.io import atomic_write_bytes
+from corpus.core.errors import CorpusError
+from corpus.core.io import atomic_write_bytes
 from corpus.report.load import ScanOptions, find_run_parts, load_run
 
 FORMATS = ("html", "json", "md")

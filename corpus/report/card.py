@@ -120,7 +120,7 @@ def write_card(folder: Path, text: str) -> Path | None:
     path = folder / "README.md"
     if path.exists() and MARKER not in path.read_text(encoding="utf-8", errors="replace"):
         return None
-    from corpus.io import atomic_write_bytes
+    from corpus.core.io import atomic_write_bytes
 
     atomic_write_bytes(path, text.encode("utf-8"))
     return path

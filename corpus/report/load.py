@@ -16,9 +16,9 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from corpus.document import Document
-from corpus.errors import CorpusError
-from corpus.io import MANIFEST, is_shard, read_shard
+from corpus.core.document import Document
+from corpus.core.errors import CorpusError
+from corpus.core.io import MANIFEST, is_shard, read_shard
 from corpus.report.samples import Sample, make_sample, span_context, toxicity_notes
 
 # Folder names tried, in order, when a run folder holds several steps (the layout `corpus demo` writes).

@@ -12,7 +12,7 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
-from corpus.document import Document
+from corpus.core.document import Document
 
 EXCERPT_CHARS = 1500
 # Metadata a stage writes when it changed a document's text: offsets stored before it are then stale.
@@ -70,7 +70,7 @@ def span_context(config: dict[str, Any] | None) -> dict[str, Any]:
     for index, entry in enumerate(stages):
         name = entry.get("stage")
         if name == "pii":
-            from curate.pii import PLACEHOLDERS
+            from corpus.curate.pii import PLACEHOLDERS
 
             context["pii"] = {"mode": entry.get("mode", "redact"), "kinds": entry.get("kinds"),
                               "placeholders": {**PLACEHOLDERS, **(entry.get("placeholders") or {})}}
@@ -111,7 +111,7 @@ def _pii_spans(doc: Document, context: dict[str, Any]) -> list[Span]:
         return []
     if pii and pii["mode"] == "tag":
         try:
-            from curate.pii import PIIRedactor
+            from corpus.curate.pii import PIIRedactor
 
             found = PIIRedactor(kinds=pii["kinds"], mode="tag").find(doc.text)
         except Exception:  # the report must not fail on a matcher problem; the counts are still shown
@@ -119,7 +119,7 @@ def _pii_spans(doc: Document, context: dict[str, Any]) -> list[Span]:
         return [Span(s, e, "pii", f"PII: {kind}") for s, e, kind in found]
     placeholders = (pii or {}).get("placeholders")
     if placeholders is None:
-        from curate.pii import PLACEHOLDERS
+        from corpus.curate.pii import PLACEHOLDERS
 
         placeholders = PLACEHOLDERS
     spans = []
@@ -138,7 +138,7 @@ def _identity_spans(doc: Document, context: dict[str, Any]) -> list[Span]:
     lexicons = context.setdefault("lexicons", {})
     if language not in lexicons:
         try:
-            from curate.bias import load_lexicon
+            from corpus.curate.bias import load_lexicon
 
             lexicons[language] = load_lexicon(language, context.get("lexicon"), context.get("lexicon_replace", False))
         except Exception:  # a missing user lexicon file: no highlighting, the counts still stand

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
-from corpus.document import Document
-from corpus.stage import Filter, Transform
+from corpus.core.document import Document
+from corpus.core.stage import Filter, Transform
 
 
 class Slow(Transform):

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from corpus.config import build_jobs, list_presets, load_config
-from corpus.errors import CorpusError
+from corpus.core.config import build_jobs, list_presets, load_config
+from corpus.core.errors import CorpusError
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -66,7 +66,7 @@ def test_every_shipped_preset_and_example_config_loads() -> None:
 def test_the_saved_config_has_every_default_and_reruns_as_the_same_pipeline(shards: Path, tmp_path: Path) -> None:
     import yaml
 
-    from corpus.executors import LocalExecutor
+    from corpus.core.executors import LocalExecutor
 
     out = tmp_path / "out"
     LocalExecutor(workers=1, progress=False).run(load_config(overrides=["lang.threshold=0.4"]), shards, out)

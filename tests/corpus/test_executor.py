@@ -5,11 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from corpus.config import load_config
-from corpus.document import Document
-from corpus.errors import CorpusError
-from corpus.executors import LocalExecutor
-from corpus.io import read_documents, read_manifest, verify_manifest, write_shard
+from corpus.core.config import load_config
+from corpus.core.document import Document
+from corpus.core.errors import CorpusError
+from corpus.core.executors import LocalExecutor
+from corpus.core.io import read_documents, read_manifest, verify_manifest, write_shard
 
 
 def run(shards: Path, out: Path, workers: int = 1, overrides: list[str] | None = None) -> dict:
@@ -199,7 +199,7 @@ def test_killed_run_resumes_without_losing_or_duplicating_and_skips_finished_sha
     done = {p.name: p.stat().st_mtime_ns for p in markers.glob("*.json")}
     assert 3 <= len(done) < 10, "the run must be killed mid-way"
     # While another run holds the folder, a second one is refused rather than interleaved.
-    from corpus.executors import _exclusive
+    from corpus.core.executors import _exclusive
 
     with _exclusive(out):
         second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
@@ -255,8 +255,8 @@ def test_large_shards_split_across_ranks_give_the_same_documents_in_the_same_ord
 def test_every_line_lands_in_exactly_one_piece(tmp_path: Path) -> None:
     import random
 
-    from corpus.io import read_shard
-    from corpus.pieces import read_piece
+    from corpus.core.io import read_shard
+    from corpus.core.pieces import read_piece
 
     rng = random.Random(0)
     lines = [json.dumps({"id": str(i), "text": "x" * rng.randint(0, 300)}) if i % 9 else "" for i in range(200)]

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from corpus.document import Document, stable_id
-from corpus.errors import CorpusError
-from corpus.io import (
+from corpus.core.document import Document, stable_id
+from corpus.core.errors import CorpusError
+from corpus.core.io import (
     Malformed,
     ShardWriter,
     list_shards,
@@ -81,7 +81,7 @@ def test_writer_exception_leaves_no_partial_shard(tmp_path: Path) -> None:
 def test_killed_writer_process_leaves_no_visible_shard(tmp_path: Path) -> None:
     script = (
         "import os, signal\n"
-        "from corpus.io import ShardWriter\nfrom corpus.document import Document\n"
+        "from corpus.core.io import ShardWriter\nfrom corpus.core.document import Document\n"
         f"w = ShardWriter({str(tmp_path)!r}, 'part', 'jsonl', max_docs=None)\n"
         "for i in range(5000): w.write(Document(str(i), 'text ' * 50))\n"
         "os.kill(os.getpid(), signal.SIGKILL)\n"

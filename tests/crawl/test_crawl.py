@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from corpus.core.errors import CorpusError
+from corpus.core.io import read_documents, read_manifest
+from corpus.crawl.runner import crawl, read_seeds
+from corpus.crawl.settings import build_settings
 from corpus.demo.server import SiteServer
-from corpus.errors import CorpusError
-from corpus.io import read_documents, read_manifest
-from crawl.runner import crawl, read_seeds
-from crawl.settings import build_settings
 
 PARA = (
     "<p>The garden was quiet in the early morning, and the gardener walked slowly between the rows of "

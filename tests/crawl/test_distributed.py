@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from corpus.io import read_documents
-from crawl.runner import crawl
+from corpus.core.io import read_documents
+from corpus.crawl.runner import crawl
 from tests.crawl.faultserver import FaultServer, Reply, html
 
 PARA = ("<p>The night train left the capital at ten and reached the mountains before dawn, where the passengers "

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from corpus.config import load_config
-from corpus.document import Document
-from corpus.executors import LocalExecutor
-from corpus.io import read_documents
-from crawl.decode import decode_html, looks_binary
-from crawl.extract import ExtractionTimeout, ExtractOptions, ExtractStage, call_with_timeout, process_page
-from crawl.runner import crawl
+from corpus.core.config import load_config
+from corpus.core.document import Document
+from corpus.core.executors import LocalExecutor
+from corpus.core.io import read_documents
+from corpus.crawl.decode import decode_html, looks_binary
+from corpus.crawl.extract import ExtractionTimeout, ExtractOptions, ExtractStage, call_with_timeout, process_page
+from corpus.crawl.runner import crawl
 from tests.crawl.faultserver import FaultServer, Reply, html
 
 ARTICLE = ("<p>The orchestra rehearsed the symphony for three weeks before the premiere, and the conductor "

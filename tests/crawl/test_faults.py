@@ -7,8 +7,8 @@ import json
 import os
 from pathlib import Path
 
-from corpus.io import read_documents
-from crawl.runner import crawl
+from corpus.core.io import read_documents
+from corpus.crawl.runner import crawl
 from tests.crawl.faultserver import FaultServer, Reply, gzip_bomb, html
 
 PARA = ("<p>The river ran quickly past the old mill, where the miller and his daughter worked from dawn until "

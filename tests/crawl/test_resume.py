@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from corpus.io import list_shards, read_documents, verify_manifest
-from crawl.runner import crawl
+from corpus.core.io import list_shards, read_documents, verify_manifest
+from corpus.crawl.runner import crawl
 from tests.crawl.faultserver import FaultServer, Reply, html
 
 PARA = ("<p>Every morning the ferry crossed the bay with farmers, teachers and children on their way to the "

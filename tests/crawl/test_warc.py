@@ -13,10 +13,10 @@ from warcio.archiveiterator import ArchiveIterator
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
-from corpus.errors import CorpusError
-from corpus.io import read_documents, read_manifest
-from crawl.runner import crawl, crawl_archives
-from crawl.warc import WarcWriter
+from corpus.core.errors import CorpusError
+from corpus.core.io import read_documents, read_manifest
+from corpus.crawl.runner import crawl, crawl_archives
+from corpus.crawl.warc import WarcWriter
 from tests.crawl.faultserver import FaultServer, Reply, html
 
 PARA = ("<p>The lighthouse keeper climbed the stairs every evening to light the lamp, and from the top he could "

@@ -9,12 +9,12 @@ import pytest
 from typer.testing import CliRunner
 
 from corpus.cli import app
-from corpus.config import build_jobs, load_config
-from corpus.document import Document
-from corpus.errors import CorpusError
-from corpus.executors import LocalExecutor
-from corpus.io import write_shard
-from curate.audit import audit_run, wilson_interval
+from corpus.core.config import build_jobs, load_config
+from corpus.core.document import Document
+from corpus.core.errors import CorpusError
+from corpus.core.executors import LocalExecutor
+from corpus.core.io import write_shard
+from corpus.curate.audit import audit_run, wilson_interval
 
 LONG = ("The river flows past the old stone bridge and the orchard, and the water is cold and clear in the "
         "morning. Along the bank the path is wide enough for two walkers, and the trees give shade to anyone "

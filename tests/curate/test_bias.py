@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from corpus.config import build_jobs, load_config
-from corpus.document import Document
-from corpus.errors import CorpusError
-from corpus.executors import LocalExecutor
-from corpus.io import read_documents, write_shard
-from curate.bias import BiasAnnotator, IdentityLexicon, lexicon_languages, load_lexicon
+from corpus.core.config import build_jobs, load_config
+from corpus.core.document import Document
+from corpus.core.errors import CorpusError
+from corpus.core.executors import LocalExecutor
+from corpus.core.io import read_documents, write_shard
+from corpus.curate.bias import BiasAnnotator, IdentityLexicon, lexicon_languages, load_lexicon
 
 REQUIRED_GROUPS = {"gender", "sexual_orientation", "religion", "race_ethnicity", "nationality", "disability", "age"}
 

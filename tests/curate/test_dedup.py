@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from corpus.config import _strip_lines, build_jobs, normalise, validate
-from corpus.document import Document
-from corpus.errors import CorpusError
-from corpus.executors import LocalExecutor
-from corpus.io import read_documents, write_shard
-from curate.dedup import normalise_url
+from corpus.core.config import _strip_lines, build_jobs, normalise, validate
+from corpus.core.document import Document
+from corpus.core.errors import CorpusError
+from corpus.core.executors import LocalExecutor
+from corpus.core.io import read_documents, write_shard
+from corpus.curate.dedup import normalise_url
 
 WORDS = (
     "river mill library garden tomato bread oven flour winter summer bicycle chain tyre brake road city market "
@@ -136,7 +136,7 @@ def test_result_does_not_depend_on_workers_and_an_interrupted_run_resumes(
     run(config, inp, tmp_path / "one", workers=1)
     assert outcome(tmp_path / "two") == outcome(tmp_path / "one")
 
-    from curate.dedup_index import ClusterFilter
+    from corpus.curate.dedup_index import ClusterFilter
 
     original = ClusterFilter.run
 

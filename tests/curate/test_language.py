@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-from corpus.document import Document
-from corpus.stage import RankContext
-from curate.fasttext_model import import_fasttext, lid176_path
-from curate.language import LanguageFilter
+from corpus.core.document import Document
+from corpus.core.stage import RankContext
+from corpus.curate.fasttext_model import import_fasttext, lid176_path
+from corpus.curate.language import LanguageFilter
 
 
 def test_shipped_lid176_model_identifies_languages() -> None:
@@ -53,7 +53,7 @@ def test_per_paragraph_shares_and_dropping_foreign_paragraphs() -> None:
 def test_a_user_supplied_fasttext_model_is_used(tmp_path) -> None:
     import json
 
-    from curate.classifier import train_classifier
+    from corpus.curate.classifier import train_classifier
 
     records = [{"text": f"{w} {w} apple orange {i}", "label": "aa"} for i in range(50) for w in ("apple", "pear")]
     records += [{"text": f"{w} {w} stone river {i}", "label": "bb"} for i in range(50) for w in ("stone", "hill")]

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from datasketch import MinHash
 
-from curate.dedup_index import Run, UnionFind, bucket_edges, merge_runs
-from curate.minhash import (
+from corpus.curate.dedup_index import Run, UnionFind, bucket_edges, merge_runs
+from corpus.curate.minhash import (
     band_keys,
     candidate_probability,
     choose_bands,

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from corpus.config import load_config
-from corpus.document import Document
-from corpus.executors import LocalExecutor
-from corpus.io import read_documents, write_shard
-from curate.normalize import NormalizeText
+from corpus.core.config import load_config
+from corpus.core.document import Document
+from corpus.core.executors import LocalExecutor
+from corpus.core.io import read_documents, write_shard
+from corpus.curate.normalize import NormalizeText
 from tests.conftest import DE, EN, EN2, FR
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from corpus.document import Document
-from corpus.stage import RankContext
-from curate.pii import PIIRedactor, iban_ok, luhn_ok
+from corpus.core.document import Document
+from corpus.core.stage import RankContext
+from corpus.curate.pii import PIIRedactor, iban_ok, luhn_ok
 
 TEXT = (
     "Write to jane.doe@example.org or call +1 (415) 555-2671, in London 020 7946 0958.\n"

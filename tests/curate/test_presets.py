@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from corpus.config import build_jobs, load_config
-from corpus.document import Document
-from corpus.executors import LocalExecutor
-from corpus.io import read_documents, write_shard
+from corpus.core.config import build_jobs, load_config
+from corpus.core.document import Document
+from corpus.core.executors import LocalExecutor
+from corpus.core.io import read_documents, write_shard
 from tests.conftest import DE, EN, EN2, FR
 
 ZH = """村里的图书馆在那年春天开门了，附近的居民纷纷前来借阅关于园艺、历史和星空的书籍。

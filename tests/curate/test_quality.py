@@ -6,12 +6,12 @@ import random
 
 import pytest
 
-from corpus.document import Document
-from corpus.stage import RankContext
-from curate.c4 import C4QualityFilter
-from curate.fineweb import FineWebQualityFilter
-from curate.quality import GopherQualityFilter
-from curate.repetition import GopherRepetitionFilter, NGrams
+from corpus.core.document import Document
+from corpus.core.stage import RankContext
+from corpus.curate.c4 import C4QualityFilter
+from corpus.curate.fineweb import FineWebQualityFilter
+from corpus.curate.quality import GopherQualityFilter
+from corpus.curate.repetition import GopherRepetitionFilter, NGrams
 from tests.conftest import EN, EN2
 
 PROSE = EN + "\n" + EN2  # two real paragraphs: passes every rule

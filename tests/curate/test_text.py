@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from curate.text import count_sentences, is_spaceless_text, terminal_punctuation, tokenize, view
+from corpus.curate.text import count_sentences, is_spaceless_text, terminal_punctuation, tokenize, view
 
 
 def test_tokens_separate_punctuation_and_keep_words_whole() -> None:

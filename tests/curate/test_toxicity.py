@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from corpus.config import build_jobs, load_config
-from corpus.document import Document
-from corpus.errors import CorpusError
-from corpus.executors import LocalExecutor
-from corpus.io import read_documents, write_shard
-from curate.classifier import train_classifier
-from curate.toxicity import ProfanityCheckScorer, ToxicityFilter, WordListScorer, split_spans
+from corpus.core.config import build_jobs, load_config
+from corpus.core.document import Document
+from corpus.core.errors import CorpusError
+from corpus.core.executors import LocalExecutor
+from corpus.core.io import read_documents, write_shard
+from corpus.curate.classifier import train_classifier
+from corpus.curate.toxicity import ProfanityCheckScorer, ToxicityFilter, WordListScorer, split_spans
 
 CLEAN_SENTENCES = [
     "The river runs past the old mill and into the valley.",

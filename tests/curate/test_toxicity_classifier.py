@@ -9,8 +9,8 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from corpus.cli import app
-from curate.classifier import prepare_text, train_classifier
-from curate.fasttext_model import import_fasttext
+from corpus.curate.classifier import prepare_text, train_classifier
+from corpus.curate.fasttext_model import import_fasttext
 
 INSULTS = ["idiot", "moron", "loser", "stupid", "pathetic", "disgusting", "worthless"]
 NICE = ["garden", "river", "library", "bicycle", "recipe", "concert", "holiday"]

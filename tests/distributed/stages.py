@@ -7,8 +7,8 @@ import signal
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from corpus.document import Document
-from corpus.stage import RankContext, Stage
+from corpus.core.document import Document
+from corpus.core.stage import RankContext, Stage
 
 
 class KillOnce(Stage):

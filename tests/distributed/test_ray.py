@@ -13,11 +13,11 @@ import pytest
 from typer.testing import CliRunner
 
 from corpus.cli import app
-from corpus.config import load_config
-from corpus.document import Document
-from corpus.errors import CorpusError
-from corpus.executors import LocalExecutor
-from corpus.io import read_documents, write_shard
+from corpus.core.config import load_config
+from corpus.core.document import Document
+from corpus.core.errors import CorpusError
+from corpus.core.executors import LocalExecutor
+from corpus.core.io import read_documents, write_shard
 
 WORDS = ("river mill library garden bread soup star moon cloud rain field stone bridge market town road tower "
          "winter summer autumn spring orchard meadow harbour ship sail wind valley forest hill lake castle").split()
@@ -53,7 +53,7 @@ def _counters(stats: dict) -> dict[str, dict[str, float]]:
 
 def test_dedup_pipeline_on_two_nodes_writes_the_same_shards_as_local(ray_cluster, corpus_dir: Path,
                                                                      tmp_path: Path) -> None:
-    from corpus.ray_executor import RayExecutor
+    from corpus.core.ray_executor import RayExecutor
 
     config = load_config(preset="dedup")
     executor = RayExecutor(address=ray_cluster.address, progress=False)
@@ -106,7 +106,7 @@ def test_a_killed_worker_is_retried_and_nothing_is_lost_or_duplicated(ray_cluste
 
 
 def test_a_stage_error_is_not_retried_and_names_the_rank(ray_cluster, corpus_dir: Path, tmp_path: Path) -> None:
-    from corpus.ray_executor import RayExecutor
+    from corpus.core.ray_executor import RayExecutor
 
     config = tmp_path / "fail.yaml"
     config.write_text("stages:\n  - {stage: 'tests.corpus.flaky_stages:FailOn', id: flaky, ids: [u3]}\n")

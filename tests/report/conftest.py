@@ -108,8 +108,8 @@ def make_site(root: Path) -> Path:
 
 
 def curate(source: Path, out: Path, pipeline: str) -> dict:
-    from corpus.config import load_config
-    from corpus.executors import LocalExecutor
+    from corpus.core.config import load_config
+    from corpus.core.executors import LocalExecutor
 
     config_file = out.parent / f"{out.name}.yaml"
     config_file.write_text(pipeline, encoding="utf-8")
@@ -119,8 +119,8 @@ def curate(source: Path, out: Path, pipeline: str) -> dict:
 @pytest.fixture(scope="session")
 def audited_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """runs/audit/{crawl,curated}: a real crawl and a curate run with every measuring stage."""
+    from corpus.crawl.runner import crawl
     from corpus.demo.server import SiteServer
-    from crawl.runner import crawl
 
     base = tmp_path_factory.mktemp("report")
     site = make_site(base / "site")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from corpus.io import read_documents
+from corpus.core.io import read_documents
 from corpus.report import build_report
 from tests.report.browser import Browser, find_chromium
 from tests.report.conftest import BREAKOUT, IMG, SCRIPT

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from corpus.io import read_documents
+from corpus.core.io import read_documents
 from corpus.report import build_report
 from corpus.report.card import MARKER
 from corpus.report.datasheet import ASK

@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from corpus.cli import app
-from corpus.errors import CorpusError
-from corpus.io import read_documents
+from corpus.core.errors import CorpusError
+from corpus.core.io import read_documents
 from corpus.report import build_report, compare_reports
 from tests.report.conftest import LIGHT_PIPELINE, curate
 

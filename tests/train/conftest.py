@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from corpus.document import Document
-from corpus.io import write_shard
+from corpus.core.document import Document
+from corpus.core.io import write_shard
 
 PARAGRAPHS = [
     "The river begins as a thin stream high in the hills. It gathers water from springs and melting "
@@ -79,7 +79,7 @@ def tiny_bert(prose_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     """Our own pretrained checkpoint (tiny preset, a few steps): what `corpus train pretrain` writes.
 
     Read-only for the tests; fine-tuning tests write their models elsewhere."""
-    from train.pretrain import pretrain
+    from corpus.train.pretrain import pretrain
 
     out = tmp_path_factory.mktemp("tiny-bert")
     pretrain(prose_corpus, out, steps=3, preset="tiny", seq_len=64, batch_size=8, vocab_size=512,

@@ -12,7 +12,7 @@ from transformers import AutoModelForPreTraining
 
 SCRIPT = """
 import json, sys
-from train.pretrain import pretrain
+from corpus.train.pretrain import pretrain
 corpus, out, results = sys.argv[1:4]
 summary = pretrain(corpus, out, steps=4, seq_len=64, batch_size=4, vocab_size=256, log_every=2,
                    device="cpu", progress=False, grad_accum=2)

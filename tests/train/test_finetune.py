@@ -12,10 +12,10 @@ from transformers import AutoModelForSequenceClassification
 from typer.testing import CliRunner
 
 from corpus.cli import app
-from corpus.errors import CorpusError
-from train.classify import Objective, TextExample, class_weights, read_examples
-from train.finetune import finetune
-from train.predict import Predictor
+from corpus.core.errors import CorpusError
+from corpus.train.classify import Objective, TextExample, class_weights, read_examples
+from corpus.train.finetune import finetune
+from corpus.train.predict import Predictor
 
 GOOD = ["warm", "rich", "bright", "smooth", "fresh"]
 BAD = ["wet", "heavy", "slow", "bad", "dark"]

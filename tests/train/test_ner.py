@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from transformers import AutoModelForTokenClassification
 
-from corpus.errors import CorpusError
-from train.finetune import finetune, load_tokenizer
-from train.labelled import IGNORE_INDEX
-from train.ner import TaggedExample, encode, entities, labels_of, metrics, read_conll, read_examples
-from train.predict import Predictor
+from corpus.core.errors import CorpusError
+from corpus.train.finetune import finetune, load_tokenizer
+from corpus.train.labelled import IGNORE_INDEX
+from corpus.train.ner import TaggedExample, encode, entities, labels_of, metrics, read_conll, read_examples
+from corpus.train.predict import Predictor
 
 PEOPLE = [["alice"], ["bob"], ["carol", "smith"], ["dave"], ["mary", "ann", "jones"]]
 PLACES = [["paris"], ["london"], ["new", "york"], ["rome"], ["the", "hague"]]

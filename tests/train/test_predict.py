@@ -10,14 +10,14 @@ import pytest
 from typer.testing import CliRunner
 
 from corpus.cli import app
-from corpus.config import load_config
-from corpus.document import Document
-from corpus.errors import CorpusError
-from corpus.executors import LocalExecutor
-from corpus.io import read_documents, write_shard
-from curate.hf_classifier import HFClassifierFilter, HFClassifierScorer
-from curate.toxicity import ToxicityFilter
-from train.finetune import finetune
+from corpus.core.config import load_config
+from corpus.core.document import Document
+from corpus.core.errors import CorpusError
+from corpus.core.executors import LocalExecutor
+from corpus.core.io import read_documents, write_shard
+from corpus.curate.hf_classifier import HFClassifierFilter, HFClassifierScorer
+from corpus.curate.toxicity import ToxicityFilter
+from corpus.train.finetune import finetune
 
 RUDE = ["idiot", "stupid", "awful", "nasty", "ugly"]
 KIND = ["lovely", "kind", "gentle", "bright", "warm"]
@@ -171,7 +171,7 @@ def test_ablate_pretrains_both_corpora_for_the_same_budget(prose_corpus: Path, p
 def test_threshold_search_finds_the_cut_that_argmax_misses() -> None:
     import torch
 
-    from train.classify import predicted_ids, tune_threshold
+    from corpus.train.classify import predicted_ids, tune_threshold
 
     # The rare label "OFF" never reaches 0.5, but every OFF example scores 0.3-0.4 and every NOT below 0.2.
     p_off = [0.35, 0.3, 0.4] + [0.1, 0.15, 0.05, 0.18, 0.12, 0.08, 0.02]
@@ -187,7 +187,7 @@ def test_threshold_search_finds_the_cut_that_argmax_misses() -> None:
 
 def test_tuned_threshold_travels_with_the_model(tiny_bert: Path, classifier: Path, data: Path, tmp_path: Path
                                                 ) -> None:
-    from train.predict import Predictor
+    from corpus.train.predict import Predictor
 
     rows = offensive(96, 0)
     rows = [r for i, r in enumerate(rows) if r["label"] == "NOT" or i % 6 == 0]  # OFF is now the rare label

@@ -14,10 +14,10 @@ from transformers import AutoModelForMaskedLM, AutoModelForPreTraining, AutoToke
 from typer.testing import CliRunner
 
 from corpus.cli import app
-from corpus.document import Document
-from corpus.errors import CorpusError
-from corpus.io import write_shard
-from train.data import (
+from corpus.core.document import Document
+from corpus.core.errors import CorpusError
+from corpus.core.io import write_shard
+from corpus.train.data import (
     IGNORE_INDEX,
     MaskingCollator,
     create_nsp_examples,
@@ -25,10 +25,10 @@ from train.data import (
     segment_documents,
     split_sentences,
 )
-from train.loop import LoopConfig, lr_at
-from train.models import PRESETS, bert_config, build_model
-from train.pretrain import PretrainingObjective, pretrain
-from train.tokenizer import load_tokenizer, train_tokenizer
+from corpus.train.loop import LoopConfig, lr_at
+from corpus.train.models import PRESETS, bert_config, build_model
+from corpus.train.pretrain import PretrainingObjective, pretrain
+from corpus.train.tokenizer import load_tokenizer, train_tokenizer
 
 FAST = {"seq_len": 64, "batch_size": 8, "device": "cpu", "progress": False}
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from corpus.errors import CorpusError
-from train.pretrain import pretrain
-from train.tokenizer import train_tokenizer
+from corpus.core.errors import CorpusError
+from corpus.train.pretrain import pretrain
+from corpus.train.tokenizer import train_tokenizer
 
 # Dropout stays on (0.1): resuming must restore the RNG too, not only weights and data position.
 RUN = {"steps": 10, "seq_len": 64, "batch_size": 4, "vocab_size": 256, "lr": 2e-3, "log_every": 1,

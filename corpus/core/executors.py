@@ -30,10 +30,10 @@ from typing import Any
 
 import yaml
 
-from corpus.config import Job, build_jobs
-from corpus.document import Document
-from corpus.errors import CorpusError
-from corpus.io import (
+from corpus.core.config import Job, build_jobs
+from corpus.core.document import Document
+from corpus.core.errors import CorpusError
+from corpus.core.io import (
     Malformed,
     ShardInfo,
     ShardWriter,
@@ -44,9 +44,9 @@ from corpus.io import (
     read_shard,
     write_manifest,
 )
-from corpus.pieces import plan, read_piece
-from corpus.stage import RankContext, Stage, format_error
-from corpus.stats import StageStats, merge_stage_lists
+from corpus.core.pieces import plan, read_piece
+from corpus.core.stage import RankContext, Stage, format_error
+from corpus.core.stats import StageStats, merge_stage_lists
 
 
 @dataclass
@@ -432,7 +432,7 @@ def _run_jobs(config: dict[str, Any], jobs: list[Job], inputs: list[Path], input
 
 def resolve_defaults(config: dict[str, Any]) -> dict[str, Any]:
     """The config with every stage's constructor defaults filled in: what actually ran, reproducibly."""
-    from corpus.config import resolve_stage_class, stage_params
+    from corpus.core.config import resolve_stage_class, stage_params
 
     resolved = copy.deepcopy(config)
     for job in resolved["jobs"]:

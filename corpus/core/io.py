@@ -18,8 +18,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from corpus.document import Document
-from corpus.errors import CorpusError
+from corpus.core.document import Document
+from corpus.core.errors import CorpusError
 
 FORMATS = {"parquet": ".parquet", "jsonl": ".jsonl", "jsonl.gz": ".jsonl.gz"}
 SHARD_SUFFIXES = (".parquet", ".jsonl", ".jsonl.gz")

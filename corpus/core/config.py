@@ -14,38 +14,25 @@ constructor arguments as keys, so a YAML key is exactly a constructor argument:
 from __future__ import annotations
 
 import copy
+import functools
 import importlib
 import inspect
 from dataclasses import dataclass, field
 from importlib import resources
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from corpus.errors import CorpusError
-from corpus.stage import BARRIER, Barrier, Stage
+from corpus.core.errors import CorpusError
+from corpus.core.stage import BARRIER, Barrier, Stage
 
-# Registered stage names -> import paths. Imported lazily so `corpus` never pulls in fastText or torch.
-STAGES: dict[str, str] = {
-    "normalize": "curate.normalize:NormalizeText",
-    "language": "curate.language:LanguageFilter",
-    "gopher_quality": "curate.quality:GopherQualityFilter",
-    "gopher_repetition": "curate.repetition:GopherRepetitionFilter",
-    "c4_quality": "curate.c4:C4QualityFilter",
-    "fineweb_quality": "curate.fineweb:FineWebQualityFilter",
-    "pii": "curate.pii:PIIRedactor",
-    "boilerplate": "curate.boilerplate:BoilerplateLines",
-    "exact_dedup": "curate.dedup:ExactDedup",
-    "url_dedup": "curate.dedup:UrlDedup",
-    "minhash_dedup": "curate.minhash:MinhashDedup",
-    "paragraph_dedup": "curate.paragraph_dedup:ParagraphDedup",
-    "extract_html": "crawl.extract:ExtractStage",
-    "toxicity": "curate.toxicity:ToxicityFilter",
-    "bias": "curate.bias:BiasAnnotator",
-    "audit": "curate.audit:DisparateImpactAudit",
-    "hf_classifier": "curate.hf_classifier:HFClassifierFilter",
-}
+# Stage names and preset folders come from entry points (pyproject.toml), so the core names no capability
+# and another installed package can add stages or presets of its own. Imported lazily: `corpus` never pulls in
+# fastText or torch.
+STAGE_GROUP = "corpus.stages"
+PRESET_GROUP = "corpus.presets"
 
 TOP_LEVEL_KEYS = {"name", "description", "output_format", "max_docs_per_shard", "split_shards_mb", "stages", "jobs"}
 DEFAULTS: dict[str, Any] = {"output_format": "parquet", "max_docs_per_shard": 100_000}
@@ -69,12 +56,24 @@ def _strip_lines(value: Any) -> Any:
     return value
 
 
-def presets_dir() -> Path:
-    return Path(str(resources.files("curate") / "presets"))
+@functools.cache
+def registered_stages() -> dict[str, str]:
+    """Registered stage name -> 'package.module:Class'."""
+    return {ep.name: ep.value for ep in entry_points(group=STAGE_GROUP)}
+
+
+@functools.cache
+def presets() -> dict[str, Path]:
+    """Preset name -> its YAML file, from every package named in the `corpus.presets` entry points."""
+    found: dict[str, Path] = {}
+    for ep in entry_points(group=PRESET_GROUP):
+        for path in Path(str(resources.files(ep.value))).glob("*.yaml"):
+            found.setdefault(path.stem, path)
+    return dict(sorted(found.items()))
 
 
 def list_presets() -> list[str]:
-    return sorted(p.stem for p in presets_dir().glob("*.yaml"))
+    return list(presets())
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
@@ -105,7 +104,7 @@ def load_config(
         name = preset or "default"
         if name not in list_presets():
             raise CorpusError(f"unknown preset {name!r}; available: {', '.join(list_presets())}")
-        path = presets_dir() / f"{name}.yaml"
+        path = presets()[name]
     raw = read_yaml(path)
     config = normalise(raw)
     for override in overrides or []:
@@ -187,10 +186,11 @@ def apply_override(config: dict[str, Any], override: str) -> None:
 
 
 def resolve_stage_class(name: str, where: str = "") -> type:
-    target = STAGES.get(name, name)
+    stages = registered_stages()
+    target = stages.get(name, name)
     if ":" not in target:
         raise CorpusError(
-            f"{where}: unknown stage {name!r}; registered stages: {', '.join(sorted(STAGES))} "
+            f"{where}: unknown stage {name!r}; registered stages: {', '.join(sorted(stages))} "
             "(or give 'package.module:Class')"
         )
     module_name, _, attr = target.partition(":")

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from corpus.document import Document
-from corpus.errors import CorpusError
-from corpus.stats import StageStats
+from corpus.core.document import Document
+from corpus.core.errors import CorpusError
+from corpus.core.stats import StageStats
 
 
 class Barrier:

@@ -20,8 +20,8 @@ import os
 import socket
 from typing import Any
 
-from corpus.errors import CorpusError
-from corpus.executors import RankTask, _stderr, run_pipeline, run_rank
+from corpus.core.errors import CorpusError
+from corpus.core.executors import RankTask, _stderr, run_pipeline, run_rank
 
 
 def _run_rank_on_ray(task: RankTask) -> tuple[dict[str, Any], str, int]:  # pragma: no cover - on Ray workers

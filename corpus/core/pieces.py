@@ -13,8 +13,8 @@ import math
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from corpus.document import Document
-from corpus.io import Malformed, parse_jsonl_line, read_parquet
+from corpus.core.document import Document
+from corpus.core.io import Malformed, parse_jsonl_line, read_parquet
 
 CHUNK = 1 << 20
 
