@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -30,9 +31,13 @@ def packages_in_repository() -> set[str]:
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
+    # A copy of the sources: setuptools leaves a build/ folder behind, whose stale files a later build would pack.
+    source = tmp_path_factory.mktemp("source") / "corpus"
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(
+        ".git", ".venv*", ".ci-venv", "build", "dist", "runs", "*.egg-info", "__pycache__", "tests", "benchmarks"))
     # No build isolation: the dev extra carries setuptools, so this needs no network.
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out),
-                    str(REPO)], check=True, capture_output=True, cwd=tmp_path_factory.mktemp("cwd"))
+                    str(source)], check=True, capture_output=True, cwd=source)
     (path,) = out.glob("corpus-*.whl")
     return path
 
