@@ -21,7 +21,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -45,8 +45,14 @@ from corpus.core.io import (
     write_manifest,
 )
 from corpus.core.pieces import plan, read_piece
+from corpus.core.runs import check_separate, claim_output
 from corpus.core.stage import RankContext, Stage, format_error
 from corpus.core.stats import StageStats, merge_stage_lists
+
+# What a curate run writes in its output folder: the only names `--overwrite` may remove there.
+CURATE_WRITES = ("data", "rejected", "quarantine", "errors", "stats.json", "config.yaml", "_work", "README.md",
+                 "dry_run.json")
+DEFAULT_MAX_ERROR_SHARE = 0.1
 
 
 @dataclass
@@ -290,8 +296,12 @@ class LocalExecutor:
         self.strict = strict
         self.progress = progress
 
-    def map(self, tasks: list[RankTask], description: str) -> list[dict[str, Any]]:
+    def map(self, tasks: list[Any], description: str,
+            fn: Callable[[Any], dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+        """`fn(task)` (default `run_rank`) for every task; results in rank order. Tasks need a `rank`."""
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        fn = fn or run_rank
 
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         results: dict[int, dict[str, Any]] = {}
@@ -299,13 +309,13 @@ class LocalExecutor:
             tracker = bar.add_task(description, total=len(tasks))
             if self.workers == 1 or len(tasks) == 1:
                 for task in tasks:
-                    results[task.rank] = run_rank(task)
+                    results[task.rank] = fn(task)
                     bar.advance(tracker)
             else:
                 context = multiprocessing.get_context("spawn")
                 with ProcessPoolExecutor(min(self.workers, len(tasks)), mp_context=context,
                                          initializer=_die_with_parent) as pool:
-                    futures = {pool.submit(run_rank, task): task.rank for task in tasks}
+                    futures = {pool.submit(fn, task): task.rank for task in tasks}
                     for future in as_completed(futures):
                         results[futures[future]] = future.result()
                         bar.advance(tracker)
@@ -355,14 +365,20 @@ def run_pipeline(
     dry_run: bool = False,
     samples: int = 3,
     limit: int | None = None,
+    overwrite: bool = False,
+    max_error_share: float = DEFAULT_MAX_ERROR_SHARE,
 ) -> dict[str, Any]:
     """Run every job in order (a barrier between jobs), then merge stats and write manifests.
 
     `dry_run`: run everything but write no shards (intermediate job outputs go to a temporary folder
     that is removed); the returned stats carry `samples` of rejected documents per stage and reason.
     `limit`: read at most this many documents from each input shard (to try a config quickly).
+    `overwrite`: start again, removing only what an earlier curate run wrote in `out_dir` (corpus.core.runs).
+    `max_error_share`: a run whose unreadable records and stage errors exceed this share of its input, or that
+    keeps nothing, is recorded as failed and its stats carry `failed` (the CLI then exits non-zero).
     """
     out_dir = Path(out_dir)
+    check_separate(out_dir, [input_path])
     inputs = list_shards(input_path)
     jobs = build_jobs(config)
     resolved = resolve_defaults(_clean_config(config))
@@ -374,12 +390,39 @@ def run_pipeline(
                              dry_run=True, samples=samples, limit=limit)
         finally:
             shutil.rmtree(work, ignore_errors=True)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    run = claim_output(out_dir, "curate", inputs=[input_path], overwrite=overwrite, writes=CURATE_WRITES)
     with _exclusive(out_dir):
         atomic_write_bytes(
             out_dir / "config.yaml", yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True).encode()
         )
-        return _run_jobs(resolved, jobs, inputs, input_path, out_dir, executor, digest, limit=limit)
+        try:
+            stats = _run_jobs(resolved, jobs, inputs, input_path, out_dir, executor, digest, limit=limit)
+        except BaseException as err:
+            run.fail(f"{type(err).__name__}: {err}"[:500])
+            raise
+    failed = run_problem(stats, max_error_share)
+    if failed:
+        stats["failed"] = failed
+        atomic_write_json(out_dir / "stats.json", stats)
+        run.fail(failed, documents_in=stats["documents_in"], documents_kept=stats["documents_kept"])
+    else:
+        run.finish(documents_in=stats["documents_in"], documents_kept=stats["documents_kept"])
+    return stats
+
+
+def run_problem(stats: dict[str, Any], max_error_share: float = DEFAULT_MAX_ERROR_SHARE) -> str | None:
+    """Why a finished run is not usable, in one line (None when it is): nothing kept, or too many errors."""
+    malformed = int(stats.get("malformed", 0)) + int(stats.get("empty_files", 0))
+    errors = int(stats.get("errors", 0))
+    seen = int(stats.get("documents_in", 0)) + malformed
+    if seen == 0:
+        return "no records could be read from the input"
+    if (malformed + errors) / seen > max_error_share:
+        return (f"{malformed} unreadable record(s) and {errors} stage error(s) in {seen} input record(s): more than "
+                f"{max_error_share:.0%} failed (see quarantine/ and errors/; --max-error-share changes the limit)")
+    if stats.get("documents_kept", 0) == 0:
+        return f"0 of {stats.get('documents_in', 0)} documents kept: the output is empty (see rejected/ and stats.json)"
+    return None
 
 
 def _run_jobs(config: dict[str, Any], jobs: list[Job], inputs: list[Path], input_path: str | os.PathLike,

@@ -18,17 +18,25 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from collections.abc import Callable
 from typing import Any
 
 from corpus.core.errors import CorpusError
 from corpus.core.executors import RankTask, _stderr, run_pipeline, run_rank
 
 
-def _run_rank_on_ray(task: RankTask) -> tuple[dict[str, Any], str, int]:  # pragma: no cover - on Ray workers
-    """`run_rank` plus where it ran (node id, pid), so a caller can see how work was spread."""
+def _run_on_ray(fn: Callable[[Any], dict[str, Any]], task: Any) -> tuple[dict[str, Any], str, int]:  # pragma: no cover
+    """`fn(task)` plus where it ran (node id, pid), so a caller can see how work was spread."""
     import ray
 
-    return run_rank(task), ray.get_runtime_context().get_node_id(), os.getpid()
+    return fn(task), ray.get_runtime_context().get_node_id(), os.getpid()
+
+
+def _label(task: Any) -> str:
+    """How errors name a task: a curation rank by job, rank and inputs; other tasks by their own label."""
+    if isinstance(task, RankTask):
+        return f"job {task.job.name!r}, rank {task.rank} ({', '.join(task.inputs) or 'no input'})"
+    return getattr(task, "label", f"task {task.rank}")
 
 
 def _import_ray() -> Any:
@@ -111,18 +119,21 @@ class RayExecutor:
 
     # --- the executor interface ------------------------------------------------------------------
 
-    def map(self, tasks: list[RankTask], description: str) -> list[dict[str, Any]]:
-        """Run every task, at most `workers` at once; results in rank order, like `LocalExecutor.map`."""
+    def map(self, tasks: list[Any], description: str,
+            fn: Callable[[Any], dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+        """Run `fn(task)` (default `run_rank`) for every task, at most `workers` at once; results in rank order,
+        like `LocalExecutor.map`."""
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+        fn = fn or run_rank
         ray = self.connect()
-        remote = ray.remote(_run_rank_on_ray).options(
+        remote = ray.remote(_run_on_ray).options(
             max_retries=self.max_retries, retry_exceptions=False, num_cpus=self.cpus_per_task,
             name=f"corpus:{description.split(' ', 1)[0]}",
         )
         limit = self.workers or len(tasks)
         pending = list(tasks)
-        running: dict[Any, RankTask] = {}
+        running: dict[Any, Any] = {}
         results: dict[int, dict[str, Any]] = {}
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         try:
@@ -131,13 +142,14 @@ class RayExecutor:
                 while pending or running:
                     while pending and len(running) < limit:
                         task = pending.pop(0)
-                        running[remote.remote(task)] = task
+                        running[remote.remote(fn, task)] = task
                     done, _ = ray.wait(list(running), num_returns=1)
                     for ref in done:
                         task = running.pop(ref)
                         result, node, pid = self._get(ray, ref, task)
                         results[task.rank] = result
-                        self.placements.append({"job": task.job.name, "rank": task.rank, "node": node, "pid": pid})
+                        job = task.job.name if isinstance(task, RankTask) else description.split(" ", 1)[0]
+                        self.placements.append({"job": job, "rank": task.rank, "node": node, "pid": pid})
                         bar.advance(tracker)
         except BaseException:
             for ref in running:  # a failed or interrupted run leaves no task writing behind it
@@ -145,10 +157,10 @@ class RayExecutor:
             raise
         return [results[rank] for rank in sorted(results)]
 
-    def _get(self, ray: Any, ref: Any, task: RankTask) -> tuple[dict[str, Any], str, int]:
+    def _get(self, ray: Any, ref: Any, task: Any) -> tuple[dict[str, Any], str, int]:
         from ray.exceptions import RayTaskError, TaskCancelledError, WorkerCrashedError
 
-        where = f"job {task.job.name!r}, rank {task.rank} ({', '.join(task.inputs) or 'no input'})"
+        where = _label(task)
         try:
             return ray.get(ref)
         except RayTaskError as err:
