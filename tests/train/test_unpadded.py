@@ -1,0 +1,211 @@
+"""The unpadded BERT path: same numbers as Hugging Face BERT, one compiled graph, HF-loadable checkpoints."""
+
+from __future__ import annotations
+
+import random
+from array import array
+from pathlib import Path
+
+import pytest
+import torch
+
+from corpus.core.errors import CorpusError
+from corpus.train import data as D
+from corpus.train.unpadded import UnpaddedBatches, UnpaddedBertForPreTraining, unpad
+
+VOCAB, SEQ = 96, 32
+SPECIAL = [0, 1, 2, 3, 4]  # [PAD] [UNK] [CLS] [SEP] [MASK]
+
+
+def tiny_config(dropout: float = 0.0):  # noqa: ANN201 - transformers is imported lazily
+    from transformers import BertConfig
+
+    return BertConfig(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                      intermediate_size=64, max_position_embeddings=64, hidden_dropout_prob=dropout,
+                      attention_probs_dropout_prob=dropout, attn_implementation="sdpa")
+
+
+def hf_model(seed: int = 0, dropout: float = 0.0) -> torch.nn.Module:
+    from transformers import BertForPreTraining
+
+    torch.manual_seed(seed)
+    return BertForPreTraining(tiny_config(dropout))
+
+
+def pair_batch(lengths: list[int], seed: int = 0) -> dict[str, torch.Tensor]:
+    """A masked `[CLS] A [SEP] B [SEP]` batch from our own collator, rows of the given lengths."""
+    rng = random.Random(seed)
+    examples = []
+    for n in lengths:
+        a = max(1, (n - 3) // 2)
+        b = n - 3 - a
+        body = [rng.randrange(len(SPECIAL), VOCAB) for _ in range(a + b)]
+        examples.append({"input_ids": [2, *body[:a], 3, *body[a:], 3],
+                         "token_type_ids": [0] * (a + 2) + [1] * (b + 1),
+                         "next_sentence_label": rng.randrange(2)})
+    collator = D.MaskingCollator(vocab_size=VOCAB, mask_id=4, pad_id=0, special_ids=SPECIAL)
+    return collator(examples, torch.Generator().manual_seed(seed))
+
+
+def random_lengths(rng: random.Random, rows: int = 4) -> list[int]:
+    return [rng.randint(6, SEQ) for _ in range(rows)]
+
+
+def test_unpad_layout_is_static_and_keeps_every_real_token() -> None:
+    batch = pair_batch([7, 20, 11])
+    flat = unpad(batch, token_budget=64, max_sequences=5, max_predictions=16)
+    assert {k: tuple(v.shape) for k, v in flat.items()} == {
+        "input_ids": (64,), "token_type_ids": (64,), "position_ids": (64,), "attention_mask": (64,),
+        "cu_seqlens": (6,), "mlm_positions": (16,), "mlm_labels": (16,), "next_sentence_label": (5,)}
+    assert flat["cu_seqlens"].dtype == torch.int32
+    assert flat["cu_seqlens"].tolist() == [0, 7, 27, 38, 38, 38]
+    mask = batch["attention_mask"].bool()
+    assert torch.equal(flat["input_ids"][:38], batch["input_ids"][mask])
+    assert flat["attention_mask"].sum() == 38 and flat["input_ids"][38:].eq(0).all()
+    assert flat["position_ids"][7:27].tolist() == list(range(20))
+    # masked positions point at the same tokens and labels as in the padded batch
+    real = flat["mlm_labels"] != -100
+    assert torch.equal(flat["input_ids"][flat["mlm_positions"][real]], batch["input_ids"].view(-1)[
+        batch["mlm_positions"][batch["mlm_labels"] != -100]])
+    assert torch.equal(flat["mlm_labels"][real], batch["labels"][batch["labels"] != -100])
+    assert flat["next_sentence_label"].tolist()[3:] == [-100, -100]
+    with pytest.raises(CorpusError, match="token_budget"):
+        unpad(batch, token_budget=32, max_sequences=5)
+
+
+def test_unpadded_encoder_and_gradients_equal_hf_bert() -> None:
+    """fp32, dropout off: every real position's hidden state, the loss and every gradient match HF BERT."""
+    batch = pair_batch([9, 32, 5, 17, 26])
+    flat = unpad(batch, token_budget=128, max_sequences=8)
+    ours_model, ref_model = hf_model(), hf_model()
+    ours = UnpaddedBertForPreTraining(ours_model, max_seqlen=SEQ)
+
+    hidden = ours.hidden_states(flat)
+    reference = ref_model.bert(batch["input_ids"], attention_mask=batch["attention_mask"],
+                               token_type_ids=batch["token_type_ids"]).last_hidden_state
+    real = int(batch["attention_mask"].sum())
+    torch.testing.assert_close(hidden[:real], reference[batch["attention_mask"].bool()], atol=1e-5, rtol=0)
+
+    loss, metrics = ours(**flat)
+    loss.backward()
+    stock = ref_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                      token_type_ids=batch["token_type_ids"], labels=batch["labels"],
+                      next_sentence_label=batch["next_sentence_label"])
+    stock.loss.backward()
+    torch.testing.assert_close(loss, stock.loss, atol=1e-5, rtol=0)
+    assert set(metrics) == {"mlm_loss", "mlm_acc", "nsp_loss", "nsp_acc"}
+    ref_grads = dict(ref_model.named_parameters())
+    for name, param in ours_model.named_parameters():
+        torch.testing.assert_close(param.grad, ref_grads[name].grad, atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_padded_batches_take_the_stock_encoder_with_the_same_losses() -> None:
+    """Evaluation code feeds padded batches: same loss as the unpadded form of the same batch."""
+    batch = pair_batch([12, 30, 8])
+    model = UnpaddedBertForPreTraining(hf_model(), max_seqlen=SEQ).eval()
+    with torch.no_grad():
+        padded_loss, padded_metrics = model(**batch)
+        flat_loss, flat_metrics = model(**unpad(batch, token_budget=64, max_sequences=4))
+    torch.testing.assert_close(padded_loss, flat_loss, atol=1e-5, rtol=0)
+    torch.testing.assert_close(padded_metrics["nsp_acc"], flat_metrics["nsp_acc"])
+
+
+def pretrain_stream(seed: int = 0) -> D.PretrainBatches:
+    """Our real NSP batch stream over synthetic documents (token ids made here, no tokenizer needed)."""
+    rng = random.Random(seed)
+    documents = [[array("i", [rng.randrange(len(SPECIAL), VOCAB) for _ in range(rng.randint(3, 12))])
+                  for _ in range(rng.randint(2, 8))] for _ in range(30)]
+    collator = D.MaskingCollator(vocab_size=VOCAB, mask_id=4, pad_id=0, special_ids=SPECIAL)
+    return D.PretrainBatches(documents, objective="mlm+nsp", seq_len=SEQ, batch_size=4, collator=collator,
+                             cls_id=2, sep_id=3, seed=seed, short_seq_prob=0.3)
+
+
+def test_token_budget_packing_keeps_every_sequence_in_order_and_resumes() -> None:
+    padded = pretrain_stream()
+    reference = [next(padded) for _ in range(8)]
+    all_tokens = torch.cat([b["input_ids"][b["attention_mask"].bool()] for b in reference])
+
+    stream = UnpaddedBatches(pretrain_stream(), token_budget=96, max_sequences=8)
+    packed = [next(stream) for _ in range(3)]
+    state = stream.state_dict()
+    packed += [next(stream) for _ in range(2)]
+    assert all(b["input_ids"].shape == (96,) and b["cu_seqlens"].shape == (9,) for b in packed)
+    got = torch.cat([b["input_ids"][b["attention_mask"].bool()] for b in packed])
+    assert torch.equal(got, all_tokens[: len(got)])  # every sequence once, in order, none cut
+    # each budget is full: the next sequence (at most SEQ tokens) would not have fitted
+    assert all(int(b["attention_mask"].sum()) > 96 - SEQ or int(b["cu_seqlens"].diff().gt(0).sum()) == 8
+               for b in packed)
+
+    resumed = UnpaddedBatches(pretrain_stream(), token_budget=96, max_sequences=8)
+    resumed.load_state_dict(state)
+    for expected in packed[3:]:
+        batch = next(resumed)
+        assert all(torch.equal(batch[k], expected[k]) for k in expected)
+
+
+def compiled_step(model: UnpaddedBertForPreTraining):  # noqa: ANN201
+    def step(batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        return model(**batch)
+
+    return step
+
+
+def test_training_step_has_no_graph_break() -> None:
+    model = UnpaddedBertForPreTraining(hf_model(dropout=0.1), max_seqlen=SEQ).train()
+    flat = unpad(pair_batch([10, 31, 6]), token_budget=96, max_sequences=6)
+    torch._dynamo.reset()
+    explanation = torch._dynamo.explain(compiled_step(model))(flat)
+    assert explanation.graph_break_count == 0, explanation.break_reasons
+    assert explanation.graph_count == 1
+
+
+def test_one_compilation_across_twenty_batches_of_different_lengths() -> None:
+    """Forward and backward (AOTAutograd's joint graph) compile once for the whole stream of batches."""
+    from torch._dynamo.testing import CompileCounterWithBackend
+
+    model = UnpaddedBertForPreTraining(hf_model(dropout=0.1), max_seqlen=SEQ).train()
+    counter = CompileCounterWithBackend("aot_eager")
+    compiled = torch.compile(model, backend=counter, dynamic=False)
+    torch._dynamo.reset()
+    rng = random.Random(7)
+    widths = set()
+    for i in range(20):
+        batch = pair_batch(random_lengths(rng, rows=rng.randint(2, 5)), seed=i)
+        widths.add(batch["input_ids"].shape)
+        loss, _ = compiled(**unpad(batch, token_budget=160, max_sequences=6))
+        loss.backward()
+        assert torch.isfinite(loss)
+    assert len(widths) > 5  # the padded batches really differed in shape
+    assert counter.frame_count == 1
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters() if p.requires_grad)
+
+
+def test_checkpoint_of_compiled_unpadded_model_loads_into_transformers(tmp_path: Path) -> None:
+    from transformers import AutoModelForMaskedLM, AutoModelForPreTraining
+
+    bert = hf_model(dropout=0.1)
+    model = UnpaddedBertForPreTraining(bert, max_seqlen=SEQ)
+    compiled = torch.compile(model, backend="aot_eager", dynamic=False)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    rng = random.Random(1)
+    for i in range(3):  # train a little so the weights are no longer the initial ones
+        loss, _ = compiled(**unpad(pair_batch(random_lengths(rng), seed=i), token_budget=128, max_sequences=4))
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    bert.save_pretrained(tmp_path)
+
+    loaded, info = AutoModelForPreTraining.from_pretrained(tmp_path, output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"]
+    mlm = AutoModelForMaskedLM.from_pretrained(tmp_path)
+    batch = pair_batch([14, 25])
+    model.eval()
+    with torch.no_grad():
+        flat = unpad(batch, token_budget=64, max_sequences=2)
+        ours = model.model.cls.predictions(model.hidden_states(flat))[: int(batch["attention_mask"].sum())]
+        theirs = mlm(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                     token_type_ids=batch["token_type_ids"]).logits[batch["attention_mask"].bool()]
+        stock = loaded(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                       token_type_ids=batch["token_type_ids"]).prediction_logits[batch["attention_mask"].bool()]
+    torch.testing.assert_close(ours, theirs, atol=1e-4, rtol=0)
+    torch.testing.assert_close(stock, theirs, atol=1e-5, rtol=0)
