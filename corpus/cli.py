@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -122,14 +121,17 @@ def curate(
     config: Annotated[Path | None, typer.Option("--config", "-c", help="Pipeline YAML file.")] = None,
     preset: Annotated[str | None, typer.Option(help="A named pipeline (see --list-presets).")] = None,
     overrides: Annotated[list[str] | None, typer.Option("--set", help="STAGE_ID.PARAM=VALUE")] = None,
-    workers: Annotated[int | None, typer.Option(help="Worker processes (default: all cores).")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="Worker processes (default: all cores).")] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Stop at the first bad record or stage error.")] = False,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Delete OUT first instead of resuming.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Start again: remove what an earlier curate run "
+                                            "wrote in OUT (nothing else) instead of resuming.")] = False,
+    max_error_share: Annotated[float, typer.Option(min=0.0, max=1.0, help="Exit non-zero when more than this share "
+                                                   "of records is unreadable or errors.")] = 0.1,
     plan: Annotated[bool, typer.Option("--plan", help="Print dedup memory/disk needs and S-curve.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Report what would be removed, with samples "
                                           "per reason; write no shards.")] = False,
-    samples: Annotated[int, typer.Option(help="Dry run: rejected documents shown per reason.")] = 3,
-    limit: Annotated[int | None, typer.Option(help="Read at most N documents per input shard.")] = None,
+    samples: Annotated[int, typer.Option(min=0, help="Dry run: rejected documents shown per reason.")] = 3,
+    limit: Annotated[int | None, typer.Option(min=1, help="Read at most N documents per input shard.")] = None,
     executor: Annotated[str, typer.Option(help="local (worker processes) or ray (Ray tasks; see docs/scaling.md).")]
     = "local",
     address: Annotated[str | None, typer.Option(help="Ray cluster to run on (HOST:PORT of its head, or ray://...); "
@@ -159,21 +161,23 @@ def curate(
                                                                    samples=samples, limit=limit)
         print_curate_summary(stats)
         print_dry_run_samples(stats)
-        out.mkdir(parents=True, exist_ok=True)
         from corpus.core.io import atomic_write_json
+        from corpus.core.runs import claim_output
 
+        claim_output(out, "curate", inputs=[input], writes=("dry_run.json",)).finish(dry_run=True)
         atomic_write_json(out / "dry_run.json", stats)
         console.print(f"dry run: no shards written; report in {out / 'dry_run.json'}")
         return
-    if overwrite and out.exists():
-        shutil.rmtree(out)
+    options = {"limit": limit, "overwrite": overwrite, "max_error_share": max_error_share}
     if executor == "ray":
         from corpus.core.ray_executor import RayExecutor
 
-        stats = RayExecutor(address, workers=workers, strict=strict).run(pipeline, input, out, limit=limit)
+        stats = RayExecutor(address, workers=workers, strict=strict).run(pipeline, input, out, **options)
     else:
-        stats = LocalExecutor(workers=workers, strict=strict).run(pipeline, input, out, limit=limit)
+        stats = LocalExecutor(workers=workers, strict=strict).run(pipeline, input, out, **options)
     print_curate_summary(stats)
+    if stats.get("failed"):
+        raise CorpusError(f"{out}: {stats['failed']}")
 
 
 def print_curate_summary(stats: dict[str, Any]) -> None:

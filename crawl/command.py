@@ -56,6 +56,8 @@ def run(
     from corpus.crawl.runner import crawl, crawl_archives, read_seeds
 
     size = parse_size(max_size, "--max-size")
+    if workers is not None and workers < 1:
+        raise CorpusError(f"--workers {workers}: must be at least 1")
     if from_warc:
         if urls or seeds_file:
             raise CorpusError("give either seed URLs or --from-warc, not both")
@@ -68,10 +70,30 @@ def run(
     else:
         seeds = list(urls) + (read_seeds(seeds_file) if seeds_file else [])
         crawl(seeds, out, max_size=size, warc_max_bytes=parse_size(warc_max_size, "--warc-max-size"),
-              settings=parse_settings(setting), **options)
+              settings=parse_settings(setting), inputs=[seeds_file] if seeds_file else None, **options)
         summary = json.loads((out / "stats.json").read_text())
         table_rows = summary_table(summary)
     console = Console()
     console.print(table_rows)
-    console.print(f"documents in {out / 'data'}; statistics in {out / 'stats.json'}")
+    errors = Console(stderr=True)
+    for seed in summary.get("failed_seeds") or []:
+        errors.print(f"seed failed: {seed['url']}: {seed['reason'].replace('_', ' ')}", highlight=False,
+                     soft_wrap=True)
+    for failed in summary.get("files_failed") or []:
+        errors.print(f"archive failed: {failed['path']}: {failed['error']}", highlight=False, soft_wrap=True)
+    held = _documents_in(out / "data")
+    if held == 0:
+        seeds_failed = len(summary.get("failed_seeds") or [])
+        why = f"; {seeds_failed} seed(s) failed" if seeds_failed else ""
+        raise CorpusError(f"{out}: the crawl produced no documents{why} (details in {out / 'stats.json'})")
+    console.print(f"{held} documents in {out / 'data'}; statistics in {out / 'stats.json'}")
     return summary
+
+
+def _documents_in(data: Path) -> int:
+    from corpus.core.io import read_manifest
+
+    try:
+        return int(read_manifest(data).get("documents", 0))
+    except CorpusError:
+        return 0

@@ -12,7 +12,6 @@ import fcntl
 import glob
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from typing import Any
 
 from corpus.core.errors import CorpusError
 from corpus.core.io import ShardInfo, atomic_write_json, read_manifest, write_manifest
+from corpus.core.runs import claim_output
 from corpus.crawl.settings import build_settings
 from corpus.crawl.stats import summarize
 from corpus.crawl.urls import check_url
@@ -78,19 +78,25 @@ def crawl(
     redis_key: str = "corpus",
     overwrite: bool = False,
     settings: dict[str, Any] | None = None,
+    inputs: list[str | Path] | None = None,
 ) -> dict[str, Any]:
     """Crawl from `urls` into `out/data` shards; returns Scrapy's flat stats (also `out/crawl_stats.json`;
-    the summary is `out/stats.json`). Re-running with the same `out` (or `job_dir`) resumes."""
+    the summary is `out/stats.json`). Re-running with the same `out` (or `job_dir`) resumes; the counters of
+    every run into `out` add up, and each run's record is kept in `out/.corpus-run.json` (corpus.core.runs).
+    `inputs`: files the crawl reads (a seeds file), which `out` must not hold."""
     if not urls:
         raise CorpusError("give at least one seed URL (arguments or --seeds FILE)")
     seeds = [check_url(u) for u in urls]
     out = Path(out)
     job_dir = Path(job_dir) if job_dir else out / "_job"
+    _check_options(max_pages=max_pages, depth=depth, delay=delay, per_domain=per_domain, max_size=max_size,
+                   extract_timeout=extract_timeout, extract_workers=extract_workers, output_format=output_format)
+    writes = list(CRAWL_WRITES)
+    if warc_out and Path(warc_out).resolve().parent == out.resolve():
+        writes.append(Path(warc_out).name)
+    run = claim_output(out, "crawl", inputs=inputs or (), overwrite=overwrite, writes=writes)
     if overwrite:
-        if out.exists():
-            shutil.rmtree(out)
         (job_dir / "frontier.jsonl").unlink(missing_ok=True)  # a --job-dir outside OUT forgets too
-    out.mkdir(parents=True, exist_ok=True)
     job_dir.mkdir(parents=True, exist_ok=True)
     if not obey_robots:
         print("warning: robots.txt is being ignored (--ignore-robots); crawl only sites you may crawl",
@@ -137,14 +143,80 @@ def crawl(
     atomic_write_json(config_path, job)
     returncode = _run_and_forward_sigint([sys.executable, "-m", "corpus.crawl.runner", str(config_path)])
     if returncode == 3:
+        run.fail("another crawl was running with this job folder")
         raise CorpusError(f"{job_dir}: another crawl is running with this job folder ({_lock_owner(job_dir)})")
     if returncode == INTERRUPTED:
+        run.fail("interrupted")
         raise KeyboardInterrupt
     if returncode < 0:
+        run.fail(f"killed by signal {-returncode}")
         raise CorpusError(f"crawl process was killed by signal {-returncode}; run the same command again to resume")
     if returncode != 0:
+        run.fail(f"exit code {returncode}")
         raise CorpusError(f"crawl failed (exit code {returncode}); see the messages above")
-    return json.loads((out / "crawl_stats.json").read_text())
+    flat = json.loads((out / "crawl_stats.json").read_text())
+    run.finish(pages=int(flat.get("corpus/run_pages", flat.get("corpus/pages", 0))),
+               documents=int(flat.get("corpus/run_documents", flat.get("corpus/documents", 0))),
+               failed_seeds=len(flat.get("corpus/failed_seeds") or []))
+    return flat
+
+
+# What a crawl writes in its output folder: the only names `--overwrite` may remove there.
+CRAWL_WRITES = ("data", "_job", "crawl_config.json", "crawl_stats.json", "stats.json", "README.md")
+# Scrapy counters that are not "how many" (times, reasons, values set to a total): never added across runs.
+NOT_ADDED = ("start_time", "finish_time", "finish_reason", "corpus/documents_published", "corpus/resumed_pending",
+             "memusage/max", "memusage/startup", "corpus/failed_seeds", "log_count/")
+
+
+def _check_options(**options: Any) -> None:
+    """Ranges of the crawl's numeric options, checked before any work (a negative depth crawls nothing)."""
+    from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+    class CrawlOptions(BaseModel):
+        model_config = ConfigDict(extra="forbid", strict=False)
+        max_pages: int | None = Field(None, ge=0)
+        depth: int = Field(3, ge=0)
+        delay: float | None = Field(None, ge=0)
+        per_domain: int | None = Field(None, ge=1)
+        max_size: int | None = Field(None, ge=1)
+        extract_timeout: float | None = Field(None, gt=0)
+        extract_workers: int | None = Field(None, ge=0)
+        output_format: str = Field("parquet", pattern="^(parquet|jsonl|jsonl.gz)$")
+
+    try:
+        CrawlOptions(**options)
+    except ValidationError as err:
+        raise CorpusError(validation_message(err)) from None
+
+
+def validation_message(err: Any, prefix: str = "--") -> str:
+    """pydantic's errors as one line: `--depth -1: must be >= 0; ...`."""
+    parts = []
+    for problem in err.errors():
+        name = ".".join(str(p) for p in problem["loc"])
+        option = f"{prefix}{name.replace('_', '-')}" if prefix == "--" else f"{prefix}{name}"
+        parts.append(f"{option} {problem.get('input')!r}: {problem['msg'].lower()}")
+    return "; ".join(parts)
+
+
+def merge_run_stats(previous: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
+    """One folder's counters over all its runs: counts add up, times span them; this run's own are kept too."""
+    merged = dict(current)
+    for key, value in previous.items():
+        if key.startswith(NOT_ADDED) or key.startswith("corpus/run_") or key in ("corpus/runs",):
+            continue
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            now = current.get(key, 0)
+            if isinstance(now, int | float) and not isinstance(now, bool):
+                merged[key] = now + value
+        elif key not in merged:
+            merged[key] = value
+    if "start_time" in previous:
+        merged["start_time"] = previous["start_time"]
+    merged["corpus/runs"] = int(previous.get("corpus/runs", 1)) + 1
+    merged["corpus/run_pages"] = int(current.get("corpus/pages", 0))
+    merged["corpus/run_documents"] = int(current.get("corpus/documents", 0))
+    return merged
 
 
 def _lock_owner(job_dir: Path) -> str:
@@ -154,8 +226,28 @@ def _lock_owner(job_dir: Path) -> str:
         return "unknown pid"
 
 
+def _die_with_parent(parent: int) -> Any:
+    """For the child, between fork and exec: SIGKILL it when the parent dies, even by SIGKILL (PR_SET_PDEATHSIG).
+
+    Why: a crawler outliving `corpus crawl` (killed by a scheduler, a container stop, the OOM killer) goes on
+    fetching and holds the job folder's lock, so the resume refuses. Shards and the journal are written so that a
+    SIGKILL at any point loses nothing (corpus.crawl.state)."""
+
+    def preexec() -> None:  # pragma: no cover - runs in the forked child
+        try:
+            import ctypes
+
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
+        except (OSError, AttributeError):
+            return
+        if os.getppid() != parent:  # the parent died before prctl: nobody would kill us
+            os._exit(1)
+
+    return preexec
+
+
 def _run_and_forward_sigint(command: list[str]) -> int:
-    proc = subprocess.Popen(command, start_new_session=True)
+    proc = subprocess.Popen(command, start_new_session=True, preexec_fn=_die_with_parent(os.getpid()))
     interrupts = 0
     while True:
         try:
@@ -216,7 +308,13 @@ def _run_child(config_path: str) -> int:
         # An idle process polls the shared queue on the engine's heartbeat (5 s by default); poll faster so
         # work another process adds is picked up promptly.
         ExecutionEngine._SLOT_HEARTBEAT_INTERVAL = 0.5  # noqa: SLF001
+    import logging
+
     process = CrawlerProcess(settings)
+    # Failures are counted in the stats and failed seeds named once each; Scrapy's own ERROR lines for them
+    # carry Twisted tracebacks that bury the summary.
+    for name in ("scrapy.downloadermiddlewares.retry", "scrapy.downloadermiddlewares.robotstxt"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     crawler = process.create_crawler(SiteSpider)
     process.crawl(crawler, seeds=job["seeds"], **job["spider"])
     profile_to = os.environ.get("CORPUS_CRAWL_PROFILE")  # benchmarks/crawl.py --profile
@@ -232,6 +330,12 @@ def _run_child(config_path: str) -> int:
         return 1
     flat = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in sorted(crawler.stats.get_stats().items())}
     out = Path(settings["CORPUS_OUTPUT"])
+    previous = out / "crawl_stats.json"
+    if previous.exists():  # an earlier run into this folder: add up, never replace its record
+        try:
+            flat = merge_run_stats(json.loads(previous.read_text()), flat)
+        except ValueError:
+            pass
     atomic_write_json(out / "crawl_stats.json", flat)
     atomic_write_json(out / "stats.json", summarize(flat))
     lock.close()
@@ -291,8 +395,7 @@ def crawl_archives(
 
     paths = expand_archives(inputs)
     out = Path(out)
-    if overwrite and out.exists():
-        shutil.rmtree(out)
+    run = claim_output(out, "crawl", inputs=paths, overwrite=overwrite, writes=CRAWL_WRITES)
     data = out / "data"
     markers = out / "_job" / "warc"
     data.mkdir(parents=True, exist_ok=True)
@@ -355,6 +458,7 @@ def crawl_archives(
     }
     atomic_write_json(out / "crawl_stats.json", flat)
     atomic_write_json(out / "stats.json", summary)
+    run.finish(files=len(paths), documents=summary["documents"], files_failed=len(summary["files_failed"]))
     return summary
 
 

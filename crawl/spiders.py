@@ -316,8 +316,18 @@ class SiteSpider(scrapy.Spider):
         self.activity()
         reason = classify_failure(failure)
         self.crawler.stats.inc_value(f"corpus/errors/{reason}")
+        url = failure.request.meta.get("corpus_url", failure.request.url)
+        if failure.request.meta.get("corpus_depth") == 0 and url in self._seed_urls():
+            # Named by the user, so said by name at the end (one line each), not only counted.
+            failed = self.crawler.stats.get_value("corpus/failed_seeds") or []
+            self.crawler.stats.set_value("corpus/failed_seeds", [*failed, {"url": url, "reason": reason}])
         transient = reason in TRANSIENT or reason.startswith("http_5") or reason == "http_429"
         self._finish(failure.request, transient=transient)
+
+    def _seed_urls(self) -> set[str]:
+        if not hasattr(self, "_seed_set"):
+            self._seed_set = set(self.seeds)
+        return self._seed_set
 
     # --- distributed crawling and shutdown ----------------------------------------------------------
 

@@ -21,6 +21,7 @@ def summarize(flat: dict[str, Any]) -> dict[str, Any]:
         "pages": pages,
         "pages_per_second": round(pages / elapsed, 2) if elapsed else None,
         "documents": int(flat.get("corpus/documents", 0)),
+        "documents_in_folder": int(flat.get("corpus/documents_published", flat.get("corpus/documents", 0))),
         "shards_published": int(flat.get("corpus/shards", 0)),
         "responses": {
             "total": int(flat.get("downloader/response_count", 0)),
@@ -44,6 +45,8 @@ def summarize(flat: dict[str, Any]) -> dict[str, Any]:
         },
         "sitemaps": _group(flat, "corpus/sitemaps/"),
         "resumed_pending": int(flat.get("corpus/resumed_pending", 0)),
+        "runs": int(flat.get("corpus/runs", 1)),
+        "failed_seeds": list(flat.get("corpus/failed_seeds") or []),
         "warc_records": int(flat.get("corpus/warc/records", 0)),
         "page_cpu_seconds": round(float(flat.get("corpus/page_cpu_seconds", 0)), 3),
         "extract_cpu_seconds": round(float(flat.get("corpus/extract_cpu_seconds", 0)), 3),
@@ -56,7 +59,7 @@ def summary_table(summary: dict[str, Any], title: str = "crawl") -> Table:
     table.add_column("measure")
     table.add_column("value", justify="right")
     for key in ("pages", "documents", "shards_published", "elapsed_seconds", "pages_per_second", "robots_blocked",
-                "retries", "resumed_pending", "warc_records"):
+                "retries", "resumed_pending", "warc_records", "runs"):
         if key in summary and summary[key] is not None:
             table.add_row(key.replace("_", " "), str(summary[key]))
     for key in ("responses", "bytes", "errors", "extraction_failures", "skipped", "charset_repairs",

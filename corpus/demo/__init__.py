@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -12,18 +11,21 @@ from rich.table import Table
 
 from corpus.demo.server import SiteServer, demo_site_root
 
+DEMO_WRITES = ("crawl", "curated", "model", "report")
+
 
 def run_demo(out: str | Path = "runs/demo", steps: int = 60, workers: int = 2) -> dict[str, Any]:
     """Run every step into `out/{crawl,curated,model,report}`; returns the numbers it prints."""
     from corpus.core.config import load_config
     from corpus.core.executors import LocalExecutor
+    from corpus.core.runs import claim_output
     from corpus.crawl.runner import crawl
     from corpus.report import build_report
     from corpus.train.pretrain import pretrain
 
     out = Path(out)
-    if out.exists():
-        shutil.rmtree(out)  # the demo always starts from scratch
+    # The demo always starts from scratch, but removes only its own earlier output: never a folder of the user's.
+    run = claim_output(out, "demo", overwrite=True, writes=DEMO_WRITES)
     console = Console()
     started = time.time()
     with SiteServer(demo_site_root()) as server:
@@ -62,6 +64,7 @@ def run_demo(out: str | Path = "runs/demo", steps: int = 60, workers: int = 2) -
     for key, value in summary.items():
         table.add_row(key, str(value))
     console.print(table)
+    run.finish(documents_kept=curate_stats["documents_kept"])
     summary["requests"] = fetched
     summary["curate_stats"] = curate_stats
     return summary

@@ -158,7 +158,7 @@ def test_dry_run_reports_removals_with_samples_and_writes_no_shards(shards: Path
     samples = report["samples"]
     assert [s["id"] for s in samples["dedup/exact_duplicate"]] == ["en-dup"]
     assert samples["quality/gopher_short_doc"][0]["metadata"]["signals"]["gopher_words"] < 50
-    assert sorted(p.name for p in out.iterdir()) == ["dry_run.json"]  # no shards, no stats, no work files
+    assert sorted(p.name for p in out.iterdir()) == [".corpus-run.json", "dry_run.json"]  # no shards, stats, work
     assert "would remove: quality/gopher_short_doc" in result.output
 
 
