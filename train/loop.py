@@ -30,17 +30,11 @@ import torch.distributed as dist
 
 from corpus.core.errors import CorpusError
 from corpus.core.io import sha256_file
+from corpus.train.hardware import PEAK_BF16_FLOPS, peak_flops  # noqa: F401 - per-GPU peaks live there
 
 Batch = dict[str, torch.Tensor]
 LossFn = Callable[[torch.nn.Module, Batch], tuple[torch.Tensor, dict[str, torch.Tensor]]]
 EvalFn = Callable[[torch.nn.Module], dict[str, float]]
-
-# Dense bf16 peak FLOP/s (no sparsity) by device-name fragment, for MFU. First match wins.
-PEAK_BF16_FLOPS = [
-    ("H200", 989e12), ("H100", 989e12), ("H800", 989e12), ("GH200", 989e12), ("B200", 2250e12),
-    ("A100", 312e12), ("A800", 312e12), ("L40S", 362e12), ("L40", 181e12), ("L4", 121e12),
-    ("A10G", 70e12), ("A10", 125e12), ("4090", 165e12), ("3090", 71e12), ("V100", 125e12), ("T4", 65e12),
-]
 
 
 @dataclass
@@ -151,17 +145,6 @@ def make_optimizer(model: torch.nn.Module, config: LoopConfig, device: torch.dev
     ]
     fused = device.type == "cuda"
     return torch.optim.AdamW(groups, lr=config.lr, betas=config.betas, eps=config.eps, fused=fused)
-
-
-def peak_flops(device: torch.device, precision: str) -> float | None:
-    """The device's dense peak FLOP/s for MFU, from a table of known GPUs (None when unknown)."""
-    if device.type != "cuda":
-        return None
-    name = torch.cuda.get_device_name(device)
-    for fragment, flops in PEAK_BF16_FLOPS:
-        if fragment in name:
-            return flops if precision == "bf16" else flops / 2  # TF32 runs at half the bf16 rate
-    return None
 
 
 def count_tokens(batch: Batch) -> torch.Tensor:
