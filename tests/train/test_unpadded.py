@@ -209,3 +209,36 @@ def test_checkpoint_of_compiled_unpadded_model_loads_into_transformers(tmp_path:
                        token_type_ids=batch["token_type_ids"]).prediction_logits[batch["attention_mask"].bool()]
     torch.testing.assert_close(ours, theirs, atol=1e-4, rtol=0)
     torch.testing.assert_close(stock, theirs, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize(("name", "bf16"), [
+    ("NVIDIA H100 80GB HBM3", 989.4e12),  # SXM
+    ("NVIDIA H100 PCIe", 756.5e12),
+    ("NVIDIA H100 NVL", 835.5e12),
+    ("NVIDIA H200", 989.4e12),
+    ("NVIDIA A100-SXM4-40GB", 312e12),
+    ("NVIDIA A100 80GB PCIe", 312e12),
+    ("NVIDIA L4", 121e12),
+    ("NVIDIA L40S", 362.05e12),
+    ("NVIDIA A10G", 70e12),
+    ("NVIDIA A10", 125e12),
+])
+def test_peak_flops_tell_the_variants_of_a_gpu_apart(name: str, bf16: float) -> None:
+    from corpus.train.hardware import lookup_peak
+
+    assert lookup_peak(name, "bf16")[0] == bf16
+    assert lookup_peak(name, "fp32")[0] < bf16  # TF32 peaks are lower
+    assert lookup_peak("Some Future GPU", "bf16")[0] is None
+
+
+def test_model_flops_agree_with_the_loops_per_token_count_on_full_sequences() -> None:
+    from corpus.train.hardware import hardware_flops, model_flops
+    from corpus.train.models import flops_per_token, non_embedding_params
+
+    config = tiny_config()
+    n = non_embedding_params(hf_model())
+    full = torch.full((4,), SEQ)
+    assert model_flops(config, n, full) == pytest.approx(flops_per_token(config, n, SEQ) * 4 * SEQ)
+    mixed = torch.tensor([SEQ, SEQ // 2])
+    padded = hardware_flops(config, n, tokens=2 * SEQ, attention_square=2 * SEQ**2, head_rows=0)
+    assert model_flops(config, n, mixed) < padded  # padding is work the hardware does, not the model
