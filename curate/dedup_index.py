@@ -341,7 +341,8 @@ def build_clusters(
     """Merge every rank's runs band by band, link shared keys, choose keepers, write per-rank decisions.
 
     With `verifier`, a candidate pair is linked only if the function it builds (over all parts, this
-    run's and the index's) accepts it; otherwise every pair sharing a key is linked.
+    run's and the index's) accepts it, called once with every distinct candidate pair; otherwise every
+    pair sharing a key is linked.
     """
     parts: list[Part] = []
     base = 0
@@ -364,15 +365,26 @@ def build_clusters(
     verify = verifier(parts) if verifier is not None else None
     uf = UnionFind(total)
     stats = {"candidate_pairs": 0, "verified_pairs": 0, "false_positive_pairs": 0}
-    failed: set[tuple[int, int]] = set()
+    pairs = np.zeros((0, 2), np.int64)
     for band in range(bands):
+        found = [pairs]
         for keys, gidx in merge_runs(runs, band, memory):
             u, v = bucket_edges(keys, gidx, chain=verify is not None)
             stats["candidate_pairs"] += len(u)
             if verify is None:
                 uf.union_many(u, v)
-            else:
-                _verify_and_link(uf, u, v, verify, failed, stats)
+            elif len(u):
+                found.append(np.stack([np.minimum(u, v), np.maximum(u, v)], axis=1))
+        # Verified pairs are gathered first (distinct ones, band after band, so the same pair found in
+        # many bands is held once): the verifier then sees every candidate document at once (MinHash
+        # counts which shingles are common among them before judging any pair).
+        if len(found) > 1:
+            pairs = np.unique(np.concatenate(found), axis=0)
+    if verify is not None and len(pairs):
+        ok = verify(pairs[:, 0], pairs[:, 1])
+        stats["verified_pairs"] += len(pairs)
+        stats["false_positive_pairs"] += int(np.count_nonzero(~ok))
+        uf.union_many(pairs[ok, 0], pairs[ok, 1])
     roots = uf.roots()
     sizes = np.bincount(roots, minlength=total)
     members = np.flatnonzero(sizes[roots] > 1)
@@ -405,27 +417,6 @@ def build_clusters(
         "clusters": int(np.count_nonzero(sizes[np.unique(roots[new_members])] > 1)) if len(new_members) else 0,
         "duplicates": removed,
     }
-
-
-def _verify_and_link(uf: UnionFind, u: np.ndarray, v: np.ndarray, verify: VerifyFn,
-                     failed: set[tuple[int, int]], stats: dict[str, int]) -> None:
-    """Link only pairs the verifier accepts; pairs already connected need no check."""
-    if not len(u):
-        return
-    differ = uf.find_many(u) != uf.find_many(v)
-    u, v = u[differ], v[differ]
-    if not len(u):
-        return
-    pairs = np.unique(np.stack([np.minimum(u, v), np.maximum(u, v)], axis=1), axis=0)
-    pairs = np.array([p for p in pairs.tolist() if tuple(p) not in failed], dtype=np.int64).reshape(-1, 2)
-    ok = verify(pairs[:, 0], pairs[:, 1])
-    stats["verified_pairs"] += len(pairs)
-    for (a, b), good in zip(pairs.tolist(), ok.tolist(), strict=True):
-        if good:
-            uf.union(a, b)
-        else:
-            failed.add((a, b))
-            stats["false_positive_pairs"] += 1
 
 
 def _choose_keepers(members: np.ndarray, roots: np.ndarray, lengths: np.ndarray, scores: np.ndarray,

@@ -8,11 +8,12 @@ whole batch of documents at once with numpy instead of one `update_batch` call p
 Shingles are word n-grams (`ngram`, default 5) or, for languages written without spaces, character
 n-grams (`char_ngram`); `shingle: auto` picks per document from its detected language (or from how
 few spaces it has). LSH cuts each signature into `bands` x `rows`, chosen from the Jaccard `threshold`
-(see `choose_bands` and `s_curve`; `python -m corpus.curate.minhash --threshold 0.75` prints the curve).
+(see `choose_bands` and `s_curve`; `python -m corpus.curate.minhash --threshold 0.5` prints the curve).
 
 Jobs: signatures write per-rank band keys sorted on disk; the first filter rank merges them band by
-band (streaming), links candidates with union-find (optionally only after checking their exact
-Jaccard similarity, `verify`), and picks keepers; every filter rank then drops its duplicates.
+band (streaming), links candidates with union-find (by default only after checking the exact Jaccard
+similarity of their distinctive shingles, `verify`), and picks keepers; every filter rank then drops its
+duplicates.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from corpus.curate.dedup_index import KeyDedup, Part, VerifierFactory, save_npy
 from corpus.curate.text import NO_SPACE_LANGUAGES
 
 SHINGLES = ("auto", "word", "char")
+VERIFY_RECALL = 0.99  # with verification, LSH bands are chosen to find 99% of pairs at the threshold
 _MIX1, _MIX2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
 _EMPTY = np.uint32(0xFFFFFFFF)
 
@@ -260,7 +262,11 @@ def format_s_curve(bands: int, rows: int, threshold: float | None = None) -> str
 
 class MinhashDedup(KeyDedup):
     """Removes near-duplicates: documents whose shingle sets have Jaccard similarity >= `threshold`
-    (as MinHash LSH finds them; with `verify`, only pairs whose exact similarity passes are linked).
+    (as MinHash LSH finds them). With `verify` (the default), a candidate pair is linked only if the
+    exact Jaccard similarity of its *distinctive* shingles reaches `threshold` - shingles found in
+    `common_df` or more documents (site headers, footers, navigation) are left out of that count, so
+    two different posts wrapped in the same boilerplate are not duplicates - or if the similarity of
+    all shingles reaches `full_threshold`.
 
     `keep` chooses which member of a cluster survives: `first` (input order), `longest`, or `quality`
     (highest `metadata[quality_key]`, then longest, then first). With `index_dir`, documents are also
@@ -273,7 +279,7 @@ class MinhashDedup(KeyDedup):
 
     def __init__(
         self,
-        threshold: float = 0.75,
+        threshold: float = 0.5,
         num_perm: int = 128,
         bands: int | None = None,
         rows: int | None = None,
@@ -284,6 +290,8 @@ class MinhashDedup(KeyDedup):
         keep: str = "first",
         quality_key: str | None = "quality_score",
         verify: bool = True,
+        common_df: int | None = 50,
+        full_threshold: float = 0.75,
         index_dir: str | None = None,
         update_index: bool = True,
         batch_size: int = 256,
@@ -296,12 +304,14 @@ class MinhashDedup(KeyDedup):
         if (bands is None) != (rows is None):
             raise ValueError("give both bands and rows, or neither (then they follow from threshold)")
         if bands is None or rows is None:
-            bands, rows = choose_bands(threshold, num_perm, 0.95 if verify else None)
+            bands, rows = choose_bands(threshold, num_perm, VERIFY_RECALL if verify else None)
         if bands * rows > num_perm:
             raise ValueError(f"bands x rows ({bands} x {rows}) needs num_perm >= {bands * rows}, not {num_perm}")
         self.threshold, self.num_perm, self.bands, self.rows = threshold, num_perm, bands, rows
         self.ngram, self.shingle, self.char_ngram, self.seed = ngram, shingle, char_ngram, seed
-        self.verify = verify
+        if common_df is not None and common_df < 2:
+            raise ValueError(f"common_df must be at least 2 (or null to count every shingle), not {common_df}")
+        self.verify, self.common_df, self.full_threshold = verify, common_df, full_threshold
         self.batch_size = batch_size
         self._shingle_file: Any = None
         self._shingle_counts: list[np.ndarray] = []
@@ -377,8 +387,8 @@ class MinhashDedup(KeyDedup):
     def verifier(self) -> VerifierFactory | None:
         if not self.verify:
             return None
-        threshold = self.threshold
-        return lambda parts: ExactJaccard(parts, threshold)
+        threshold, common_df, full_threshold = self.threshold, self.common_df, self.full_threshold
+        return lambda parts: ExactJaccard(parts, threshold, common_df, full_threshold)
 
 
 def distinct_per_document(hashes: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -394,14 +404,20 @@ def distinct_per_document(hashes: np.ndarray, offsets: np.ndarray) -> tuple[np.n
 
 
 class ExactJaccard:
-    """Accepts a candidate pair when the exact Jaccard similarity of the two shingle sets reaches the
-    threshold. Sets are memory-mapped per part (this run's ranks and the index); a pair with a document
-    whose part kept no sets (an index built without `verify`) is accepted on its MinHash evidence."""
+    """Judges candidate pairs on their exact shingle sets (memory-mapped per part: this run's ranks and the
+    index). A pair is accepted when the Jaccard similarity of its distinctive shingles reaches `threshold`
+    or that of all its shingles reaches `full_threshold`. Distinctive: found in fewer than `common_df`
+    documents (counted over the whole run and index, for the shingles of candidate documents); when
+    neither document has any, all shingles are compared. A pair with a document whose part kept no sets
+    (an index built without `verify`) is accepted on its MinHash evidence."""
 
-    def __init__(self, parts: list[Part], threshold: float) -> None:
+    def __init__(self, parts: list[Part], threshold: float, common_df: int | None = None,
+                 full_threshold: float = 1.0) -> None:
         self.parts, self.threshold = parts, threshold
+        self.common_df, self.full_threshold = common_df, full_threshold
         self.bases = np.array([p.base for p in parts], dtype=np.int64)
         self._open: dict[int, tuple[np.ndarray, np.ndarray] | None] = {}
+        self.common = np.zeros(0, np.uint32)  # sorted hashes of the common shingles
 
     def _sets(self, index: int) -> tuple[np.ndarray, np.ndarray] | None:
         if index not in self._open:
@@ -425,36 +441,67 @@ class ExactJaccard:
         local = g - self.parts[index].base
         return np.asarray(data[offsets[local] : offsets[local + 1]])
 
-    def jaccard(self, a: int, b: int) -> float | None:
+    def count_common(self, documents: np.ndarray, chunk: int = 1 << 22) -> None:
+        """Find which shingles of these documents are common: one pass over every part's sets, counting
+        only the candidates' shingles (so memory follows the candidates, not the corpus)."""
+        if not self.common_df:
+            return
+        sets = [self.shingles(int(g)) for g in documents.tolist()]
+        wanted = np.unique(np.concatenate([x for x in sets if x is not None] or [np.zeros(0, np.uint32)]))
+        if not len(wanted):
+            return
+        counts = np.zeros(len(wanted), dtype=np.int64)
+        for index in range(len(self.parts)):
+            found = self._sets(index)
+            if found is None:
+                continue
+            data = found[0]
+            for start in range(0, len(data), chunk):
+                block = np.asarray(data[start : start + chunk])
+                at = np.minimum(np.searchsorted(wanted, block), len(wanted) - 1)
+                hit = wanted[at] == block  # a document's set has each shingle once: counts are documents
+                counts += np.bincount(at[hit], minlength=len(wanted))
+        self.common = wanted[counts >= self.common_df]
+
+    def jaccard(self, a: int, b: int) -> tuple[float, float] | None:
+        """(Jaccard of distinctive shingles, Jaccard of all shingles), or None without sets."""
         x, y = self.shingles(a), self.shingles(b)
         if x is None or y is None:
             return None
         if not len(x) or not len(y):
-            return 0.0
+            return 0.0, 0.0
         inter = len(np.intersect1d(x, y, assume_unique=True))
-        return inter / (len(x) + len(y) - inter)
+        full = inter / (len(x) + len(y) - inter)
+        if not len(self.common):
+            return full, full
+        xr, yr = x[~np.isin(x, self.common)], y[~np.isin(y, self.common)]
+        if not len(xr) and not len(yr):
+            return full, full
+        inter = len(np.intersect1d(xr, yr, assume_unique=True))
+        return inter / (len(xr) + len(yr) - inter), full
 
     def __call__(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        self.count_common(np.unique(np.concatenate([u, v])))
         result = []
         for a, b in zip(u.tolist(), v.tolist(), strict=True):
             j = self.jaccard(a, b)
-            result.append(j is None or j >= self.threshold)
+            result.append(j is None or j[0] >= self.threshold or j[1] >= self.full_threshold)
         return np.array(result, dtype=bool)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`python -m corpus.curate.minhash --threshold 0.75 [--num-perm 128]`: print bands x rows and the S-curve."""
+    """`python -m corpus.curate.minhash --threshold 0.5 [--num-perm 128]`: print bands x rows and the S-curve."""
     parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("--threshold", type=float, default=0.75)
+    parser.add_argument("--threshold", type=float, default=0.5)
     parser.add_argument("--num-perm", type=int, default=128)
     parser.add_argument("--bands", type=int)
     parser.add_argument("--rows", type=int)
-    parser.add_argument("--verify", action="store_true", help="bands for exact verification (recall 0.95)")
+    parser.add_argument("--verify", action="store_true", help="bands for exact verification (recall 0.99)")
     args = parser.parse_args(argv)
     if args.bands and args.rows:
         bands, rows = args.bands, args.rows
     else:
-        bands, rows = choose_bands(args.threshold, args.num_perm, 0.95 if args.verify else None)
+        bands, rows = choose_bands(args.threshold, args.num_perm, VERIFY_RECALL if args.verify else None)
     print(format_s_curve(bands, rows, args.threshold))
 
 

@@ -160,7 +160,7 @@ def test_verification_drops_candidates_below_the_threshold(tmp_path: Path) -> No
     docs = [Document("a", base), Document("close", substitute(rng, base, 1)),
             Document("loose", substitute(rng, base, 9)), Document("other", text(rng))]
     inp = write_shards(tmp_path / "in", docs, shards=2)
-    loose = {"stage": "minhash_dedup", "id": "near", "num_perm": 64, "bands": 32, "rows": 2}
+    loose = {"stage": "minhash_dedup", "id": "near", "num_perm": 64, "bands": 32, "rows": 2, "threshold": 0.75}
     run(pipeline({**loose, "verify": False}), inp, tmp_path / "plain")
     assert set(kept(tmp_path / "plain")) == {"a", "other"}  # the loose bands make "loose" a duplicate
     stats = run(pipeline({**loose, "verify": True}), inp, tmp_path / "verified")
@@ -296,7 +296,7 @@ def test_dedup_preset_and_plan_from_the_command_line(tmp_path: Path) -> None:
     runner = CliRunner()
     result = runner.invoke(app, ["curate", str(inp), "-o", str(tmp_path / "plan"), "--preset", "dedup", "--plan"])
     assert result.exit_code == 0, result.output
-    assert "16 bands x 6 rows" in result.output and "J=0.75" in result.output
+    assert "35 bands x 3 rows" in result.output and "J=0.50" in result.output
     assert "memory" in result.output and not (tmp_path / "plan").exists()
     result = runner.invoke(app, ["curate", str(inp), "-o", str(tmp_path / "out"), "--preset", "dedup",
                                  "--workers", "1"])
