@@ -78,6 +78,27 @@ class LanguageFilter(Filter):
         self.confusable = [set(g) for g in (confusable if confusable is not None else CONFUSABLE)]
         self.label_prefix = label_prefix
 
+    @classmethod
+    def check_params(cls, params: dict[str, Any]) -> None:
+        """Before any work (corpus.core.config.validate): every language code must be one the model can name,
+        or the filter would silently drop every document."""
+        codes = list(params.get("languages") or [])
+        threshold = params.get("threshold")
+        if isinstance(threshold, dict):
+            codes += [code for code in threshold if code != "default"]
+        if not codes:
+            return
+        prefix = params.get("label_prefix", "__label__")
+        model_path = params.get("model_path")
+        names = {label[len(prefix):] for label in load_model(str(model_path or lid176_path())).get_labels()}
+        unknown = sorted({str(code) for code in codes} - names)
+        if unknown:
+            close = {code: [n for n in sorted(names) if n.startswith(code[:2].lower())][:3] for code in unknown}
+            hints = "; ".join(f"{code}: did you mean {', '.join(c)}?" for code, c in close.items() if c)
+            raise ValueError(f"language code(s) {', '.join(unknown)} unknown to the model "
+                             f"{model_path or 'lid.176'} ({len(names)} codes, ISO 639 such as en, fr, de, no)"
+                             + (f"; {hints}" if hints else ""))
+
     # --- prediction --------------------------------------------------------------------------
 
     def _threshold(self, language: str) -> float:

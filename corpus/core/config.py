@@ -17,13 +17,16 @@ import copy
 import functools
 import importlib
 import inspect
+import re
+import typing
 from dataclasses import dataclass, field
 from importlib import resources
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from corpus.core.errors import CorpusError
 from corpus.core.stage import BARRIER, Barrier, Stage
@@ -39,7 +42,25 @@ DEFAULTS: dict[str, Any] = {"output_format": "parquet", "max_docs_per_shard": 10
 LINE = "__line__"
 
 
-class _LineLoader(yaml.SafeLoader):
+class _Yaml12Loader(yaml.SafeLoader):
+    """YAML 1.2 booleans: only true/false. YAML 1.1 also reads no, yes, on, off as booleans, which turned
+    `languages: [no, en]` (Norwegian, English) into [False, "en"]."""
+
+
+_BOOL = "tag:yaml.org,2002:bool"
+_Yaml12Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != _BOOL]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Yaml12Loader.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+
+
+def parse_value(text: str) -> Any:
+    """A `--set` value read as YAML 1.2 (numbers, lists, true/false; `no` stays the string 'no')."""
+    return yaml.load(text, Loader=_Yaml12Loader)  # noqa: S506 - SafeLoader subclass
+
+
+class _LineLoader(_Yaml12Loader):
     """Records the line of every mapping so errors can point into the YAML file."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
@@ -134,6 +155,9 @@ def normalise(raw: dict[str, Any]) -> dict[str, Any]:
     for index, job in enumerate(jobs):
         if not isinstance(job, dict) or not isinstance(job.get("stages"), list):
             raise CorpusError(f"{source}:{_line(job, line)}: each job needs a 'stages' list")
+        if not job["stages"]:
+            raise CorpusError(f"{source}:{_line(job, line)}: 'stages' is empty; list at least one stage "
+                              f"(registered stages: {', '.join(sorted(registered_stages()))})")
         stages = []
         for entry in job["stages"]:
             if isinstance(entry, str):
@@ -164,7 +188,7 @@ def apply_override(config: dict[str, Any], override: str) -> None:
         raise CorpusError(f"--set {override!r}: expected KEY=VALUE, e.g. lang.threshold=0.8")
     key = key.strip()
     try:
-        value = yaml.safe_load(text) if text.strip() else None
+        value = parse_value(text) if text.strip() else None
     except yaml.YAMLError as err:
         raise CorpusError(f"--set {override!r}: value is not valid YAML ({err})") from err
     if "." not in key:
@@ -204,25 +228,137 @@ def stage_params(entry: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in entry.items() if k not in ("stage", "id", "__source__", LINE)}
 
 
+class PipelineSettings(BaseModel):
+    """The top-level keys of a pipeline file, with their types and ranges."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = None
+    description: str | None = None
+    output_format: typing.Literal["parquet", "jsonl", "jsonl.gz"] = "parquet"
+    max_docs_per_shard: Annotated[int, Field(ge=1)] | None = 100_000
+    split_shards_mb: Annotated[float, Field(gt=0)] | None = None
+
+
 def validate(config: dict[str, Any]) -> None:
-    split = config.get("split_shards_mb")
-    if split is not None and (isinstance(split, bool) or not isinstance(split, int | float) or split <= 0):
-        raise CorpusError(f"split_shards_mb {split!r}: give a positive number of megabytes (or leave it out)")
-    if config.get("output_format") not in ("parquet", "jsonl", "jsonl.gz"):
-        raise CorpusError(f"output_format {config.get('output_format')!r}: choose parquet, jsonl or jsonl.gz")
+    """Types and ranges of every setting and stage parameter, checked before any work (pydantic).
+
+    Stage parameters are checked against the stage constructor's type hints (`stage_model`); the validated
+    values replace the given ones, so a stage gets `0.8`, never the string "0.8".
+    """
+    settings = {k: v for k, v in config.items() if k in TOP_LEVEL_KEYS - {"stages", "jobs"}}
+    try:
+        checked = PipelineSettings(**settings)
+    except ValidationError as err:
+        raise CorpusError(f"pipeline settings: {_problems(err)}") from None
+    config.update({k: getattr(checked, k) for k in settings if getattr(checked, k) != settings[k]})
     for job in config["jobs"]:
         for entry in job["stages"]:
             where = entry.get("__source__", "<config>")
             cls = resolve_stage_class(entry["stage"], where)
+            params = _strip_lines(stage_params(entry))
             signature = inspect.signature(cls.__init__)
             valid = [p for p in signature.parameters if p != "self"]
             accepts_any = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
-            for param in stage_params(entry):
+            for param in params:
                 if param not in valid and not accepts_any:
                     raise CorpusError(
                         f"{where}: stage {entry['id']!r} ({cls.__name__}) has no parameter {param!r}; "
                         f"valid parameters: {', '.join(valid) or '(none)'}"
                     )
+            label = f"{where}: stage {entry['id']!r} ({cls.__name__})"
+            try:
+                model = stage_model(cls)(**params)
+            except ValidationError as err:
+                raise CorpusError(f"{label}: {_problems(err)}") from None
+            for name in params:  # coerced values ("0.8" -> 0.8, "off" -> False); equal ones (3 vs 3.0) stay as given
+                if name in type(model).model_fields and getattr(model, name) != params[name]:
+                    entry[name] = getattr(model, name)
+            check = getattr(cls, "check_params", None)
+            if callable(check):  # what types cannot say (e.g. language codes the model can name)
+                try:
+                    check(stage_params(entry))
+                except (ValueError, TypeError) as err:
+                    raise CorpusError(f"{label}: {err}") from None
+
+
+# Ranges by naming convention, for stages whose hints give only a type: shares, ratios and thresholds lie in
+# [0, 1]; counts and sizes are not negative (some at least 1). A stage states its own range with
+# `Annotated[float, Field(ge=..., le=...)]` in its constructor's hints, which pydantic applies as well.
+_SHARE = re.compile(r"(threshold|_thr$|ratio|frac|fraction|share|confidence|_below$|min_candidate)")
+_AT_LEAST_ONE = {"batch_size", "num_perm", "bands", "rows", "ngram", "char_ngram", "cascade_top_k", "max_length",
+                 "workers"}
+_SIGNED = {"seed"}
+
+
+def _numbers(value: Any) -> typing.Iterator[float]:
+    if isinstance(value, bool):
+        return
+    if isinstance(value, int | float):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _numbers(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _numbers(item)
+
+
+def _range_check(name: str) -> Any:
+    if name in _SIGNED:
+        return None
+    low, high = (0.0, 1.0) if _SHARE.search(name) else (1.0 if name in _AT_LEAST_ONE else 0.0, None)
+
+    def check(value: Any) -> Any:
+        if name.endswith(("_n_grams",)):  # pairs of (n, share): only the share is a share
+            return value
+        for number in _numbers(value):
+            if number < low or (high is not None and number > high):
+                raise ValueError(f"must be between {low:g} and {high:g}" if high is not None
+                                 else f"must be at least {low:g}")
+        return value
+
+    return check
+
+
+@functools.cache
+def stage_model(cls: type) -> type[BaseModel]:
+    """A pydantic model of a stage's constructor parameters: its type hints, defaults and ranges."""
+    try:
+        hints = typing.get_type_hints(cls.__init__, include_extras=True)
+    except Exception:  # an unresolvable hint: check names only, not types
+        hints = {}
+    fields: dict[str, Any] = {}
+    extra = "forbid"
+    for name, param in inspect.signature(cls.__init__).parameters.items():
+        if name == "self" or param.kind is param.VAR_POSITIONAL:
+            continue
+        if param.kind is param.VAR_KEYWORD:
+            extra = "allow"
+            continue
+        annotation = hints.get(name, Any)
+        check = _range_check(name)
+        if check is not None:
+            annotation = Annotated[annotation, AfterValidator(check)]
+        fields[name] = (annotation, ... if param.default is param.empty else param.default)
+    config = ConfigDict(extra=extra, arbitrary_types_allowed=True)
+    return create_model(f"{cls.__name__}Parameters", __config__=config, **fields)
+
+
+def _problems(err: ValidationError) -> str:
+    """pydantic's errors as one line: `threshold 'high': input should be a valid number; ...`."""
+    parts = []
+    for problem in err.errors():
+        loc = [str(p) for p in problem["loc"]]
+        # A union reports each member; the first location part is the parameter, the rest which member failed.
+        name = loc[0] if loc else "?"
+        message = problem["msg"].lower().removeprefix("value error, ")
+        hint = "; a list is written [a, b]" if "valid list" in message else ""
+        given = repr(problem.get("input"))
+        given = given if len(given) <= 80 else given[:77] + "..."
+        part = f"{name} {given}: {message}{hint}"
+        if part not in parts and not any(p.startswith(f"{name} ") for p in parts):
+            parts.append(part)
+    return "; ".join(parts)
 
 
 @dataclass
