@@ -16,6 +16,7 @@ import json
 import math
 import os
 import random
+import re
 import shutil
 import sys
 import time
@@ -210,6 +211,13 @@ def save_checkpoint(
     return final
 
 
+def remove_checkpoints(folder: Path) -> None:
+    """Remove the checkpoints this loop wrote (`step-NNNNNNN/` and their temp folders), nothing else."""
+    for path in folder.glob("*step-*"):
+        if path.is_dir() and re.fullmatch(r"\.?step-\d{7}(\.tmp)?", path.name):
+            shutil.rmtree(path)
+
+
 def load_checkpoint(folder: Path) -> dict[str, Any] | None:
     """The newest checkpoint that passes its checksum and loads; corrupt ones are skipped with a warning."""
     for candidate in sorted(folder.glob("step-*"), reverse=True):
@@ -337,7 +345,7 @@ def train(
             _set_rng_state(rng_states[runtime.rank] if runtime.rank < len(rng_states) else rng_states[0])
             start = int(state["step"])
     elif runtime.main and ckpt_dir.exists():
-        shutil.rmtree(ckpt_dir)  # a fresh run must never resume later from an older run's checkpoints
+        remove_checkpoints(ckpt_dir)  # a fresh run must never resume later from an older run's checkpoints
     if runtime.distributed:
         dist.barrier()
 
@@ -365,6 +373,7 @@ def train(
     t_start = t_log = time.perf_counter()
     last: dict[str, Any] = {}
     stop_at = config.steps if config.stop_after is None else min(config.steps, start + config.stop_after)
+    first_batch = True
 
     for step in range(start, stop_at + 1):
         # 1. schedule: the learning rate is a pure function of the step (nothing to restore on resume)
@@ -406,7 +415,14 @@ def train(
 
         # 3. micro-steps under autocast; DDP all-reduces gradients only on the last one
         for micro in range(config.grad_accum):
+            if first_batch and bar is not None:
+                bar.set_description_str("waiting for the first batch")
             batch = next(batches)
+            if first_batch:
+                first_batch = False
+                summary["first_batch_s"] = time.perf_counter() - t_start
+                if bar is not None:
+                    bar.set_description_str("")
             if on_batch is not None:
                 on_batch(batch)
             batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
@@ -435,6 +451,8 @@ def train(
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         interval_steps += 1
+        if "first_step_s" not in summary:
+            summary["first_step_s"] = time.perf_counter() - t_start
 
         # 6. log: the only place the host waits for the device
         if (step + 1) % config.log_every == 0 or step + 1 == stop_at:

@@ -193,7 +193,11 @@ def train_sampled_tokenizer(paths: list[Path], out: Path, *, documents: int, voc
         with status:
             texts = sample_texts(paths, rate=rate, docs=sample_docs, max_bytes=sample_bytes,
                                  eval_share=eval_share, seed=seed)
-            train_tokenizer(texts, tmp, vocab_size=vocab_size, **options)
+            try:
+                train_tokenizer(texts, tmp, vocab_size=vocab_size, **options)
+            except CorpusError as err:
+                raise CorpusError(f"{paths[0].parent}: the corpus has no documents with text to train a "
+                                  f"tokenizer on ({err}); point --data at curated shards") from err
         shutil.rmtree(out, ignore_errors=True)
         os.replace(tmp, out)
     finally:
@@ -454,7 +458,8 @@ def build_token_store(
         } for split in SPLITS},
     }
     if manifest["splits"]["train"]["documents"] == 0:
-        raise CorpusError(f"{data}: no document produced any token; is the text empty or binary?")
+        raise CorpusError(f"{data}: the corpus has no documents with text (no document produced a token); "
+                          "point --data at curated shards")
     atomic_write_json(out / MANIFEST, manifest)
     return manifest
 

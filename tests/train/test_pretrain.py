@@ -295,8 +295,9 @@ def test_tiny_corpora_train_and_one_document_needs_mlm(prose: list[str], tmp_pat
 
 
 def test_empty_inputs_give_clear_errors(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
     with pytest.raises(CorpusError, match="no shards"):
-        pretrain(tmp_path, tmp_path / "out", **FAST)
+        pretrain(tmp_path / "empty", tmp_path / "out", **FAST)
     blank = tmp_path / "blank"
     write_shard(blank / "s.jsonl", [Document("a", "   "), Document("b", "\n")])
     with pytest.raises(CorpusError, match=f"{blank}.*no documents with text"):

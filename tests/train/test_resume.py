@@ -75,8 +75,15 @@ def test_resume_refuses_a_checkpoint_from_another_config(
         pretrain(prose_corpus, tmp_path, resume=True, **{**run, "batch_size": 8})
 
 
-def test_fresh_run_discards_old_checkpoints(prose_corpus: Path, tmp_path: Path, run: dict) -> None:
+def test_a_model_is_replaced_only_with_overwrite_and_only_our_checkpoints_go(
+    prose_corpus: Path, tmp_path: Path, run: dict
+) -> None:
     pretrain(prose_corpus, tmp_path, checkpoint_every=2, stop_after=4, **run)
-    pretrain(prose_corpus, tmp_path, **{**run, "steps": 2})
-    assert not (tmp_path / "checkpoints").exists()
+    notes = tmp_path / "checkpoints" / "my-notes.txt"
+    notes.write_text("the user's own file")
+    with pytest.raises(CorpusError, match="holds a model already.*--overwrite.*--resume"):
+        pretrain(prose_corpus, tmp_path, **{**run, "steps": 2})
+    pretrain(prose_corpus, tmp_path, overwrite=True, **{**run, "steps": 2})
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["my-notes.txt"]  # no old step-*
+    assert notes.read_text() == "the user's own file"
     assert sorted(losses(tmp_path)) == [1, 2]
