@@ -236,7 +236,7 @@ def _torch_varlen() -> Any:
     return varlen_attn
 
 
-def attention_backend(device: torch.device | str, dtype: torch.dtype, dropout: float = 0.0) -> str:
+def attention_backend(device: torch.device | str, dtype: torch.dtype) -> str:
     """Which kernel the unpadded attention uses for tensors on `device` of `dtype` (what the GPU suite logs).
 
     `flash-attn` when installed (it applies attention dropout), else torch's varlen flash attention (no
@@ -260,7 +260,7 @@ class _Layout:
         n = cu.shape[0] - 1
         self.cu_seqlens = cu_seqlens.int()
         self.max_seqlen = max_seqlen
-        self.real = attention_mask.bool()
+        real = attention_mask.bool()
         slot = torch.arange(max_seqlen, device=cu.device)
         lengths = cu[1:] - cu[:-1]
         grid_valid = slot[None, :] < lengths[:, None]  # (N, S)
@@ -271,25 +271,39 @@ class _Layout:
         sequence = torch.bucketize(torch.arange(tokens, device=cu.device), cu[1:], right=True)
         offset = torch.arange(tokens, device=cu.device) - cu[sequence.clamp(max=n - 1)]
         # flat token t reads grid row sequence*S + offset; tail tokens read an appended zero row (index N*S)
-        self.token_index = torch.where(self.real, sequence * max_seqlen + offset, n * max_seqlen)
+        self.token_index = torch.where(real, sequence * max_seqlen + offset, n * max_seqlen)
         self.sequences = n
+        self._varlen_cu: torch.Tensor | None = None
+
+    def varlen_cu_seqlens(self, tokens: int) -> torch.Tensor:
+        """`cu_seqlens` with the tail cut into extra sequences of at most `max_seqlen` tokens.
+
+        Flash kernels leave the rows outside every sequence unwritten, in the output and in the gradients;
+        garbage there would reach the weight gradients (0 x NaN is NaN). As sequences of their own the tail
+        tokens are computed like any other, at the cost of attention over fewer than `max_seqlen` tokens
+        when the budget is well filled. The number of extra slots is fixed by the shapes: no recompilation.
+        """
+        if self._varlen_cu is None:
+            extra = -(-tokens // self.max_seqlen)
+            steps = torch.arange(1, extra + 1, device=self.cu_seqlens.device, dtype=torch.int32) * self.max_seqlen
+            tail = (self.cu_seqlens[-1] + steps).clamp(max=tokens)
+            self._varlen_cu = torch.cat([self.cu_seqlens, tail])
+        return self._varlen_cu
 
     def attend(self, qkv: torch.Tensor, heads: int, dropout: float, training: bool) -> torch.Tensor:
         """Bidirectional attention of each token within its own sequence: (T, 3H) -> (T, H)."""
         tokens, width = qkv.shape
         hidden = width // 3
-        backend = attention_backend(qkv.device, qkv.dtype, dropout)
+        backend = attention_backend(qkv.device, qkv.dtype)
         if backend != "sdpa":
-            # Tail tokens lie outside every sequence, where the kernels leave their outputs (and gradients)
-            # unwritten: select them away on both sides so no garbage reaches a weight gradient.
-            real = self.real[:, None]
-            q, k, v = torch.where(real, qkv, 0).view(tokens, 3, heads, hidden // heads).unbind(1)
+            q, k, v = qkv.view(tokens, 3, heads, hidden // heads).unbind(1)
+            cu = self.varlen_cu_seqlens(tokens)
             if backend == "flash_attn":
-                out = _flash_attn_varlen()(q, k, v, self.cu_seqlens, self.cu_seqlens, self.max_seqlen,
-                                           self.max_seqlen, dropout_p=dropout if training else 0.0)
+                out = _flash_attn_varlen()(q, k, v, cu, cu, self.max_seqlen, self.max_seqlen,
+                                           dropout_p=dropout if training else 0.0)
             else:
-                out = _torch_varlen()(q, k, v, self.cu_seqlens, self.cu_seqlens, self.max_seqlen, self.max_seqlen)
-            return torch.where(real, out.reshape(tokens, hidden), 0)
+                out = _torch_varlen()(q, k, v, cu, cu, self.max_seqlen, self.max_seqlen)
+            return out.reshape(tokens, hidden)
         grid = torch.cat([qkv, qkv.new_zeros(1, width)]).index_select(0, self.grid_index)
         q, k, v = grid.view(self.sequences, self.max_seqlen, 3, heads, hidden // heads).permute(2, 0, 3, 1, 4)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=self.key_mask, dropout_p=dropout if training else 0.0)

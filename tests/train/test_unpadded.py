@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from corpus.core.errors import CorpusError
 from corpus.train import data as D
@@ -242,3 +243,43 @@ def test_model_flops_agree_with_the_loops_per_token_count_on_full_sequences() ->
     mixed = torch.tensor([SEQ, SEQ // 2])
     padded = hardware_flops(config, n, tokens=2 * SEQ, attention_square=2 * SEQ**2, head_rows=0)
     assert model_flops(config, n, mixed) < padded  # padding is work the hardware does, not the model
+
+
+def test_varlen_branch_layout_matches_hf_with_a_reference_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CUDA branch's index arithmetic (q/k/v views, tail cut into extra sequences), checked on CPU.
+
+    torch's varlen flash kernel needs a GPU, so a plain per-sequence attention with its signature stands in;
+    everything around the kernel is the code that runs on CUDA (benchmarks/gpu_suite.sh checks the kernel).
+    """
+    import corpus.train.unpadded as U
+
+    seen: list[list[int]] = []
+
+    def reference_varlen(q, k, v, cu_q, cu_k, max_q, max_k):  # noqa: ANN001, ANN202
+        seen.append(cu_q.tolist())
+        out = torch.full_like(q, float("nan"))  # rows outside every sequence stay garbage, as in flash
+        for start, stop in zip(cu_q[:-1].tolist(), cu_q[1:].tolist(), strict=True):
+            assert stop - start <= max_q
+            if stop > start:
+                part = F.scaled_dot_product_attention(*(t[start:stop].transpose(0, 1) for t in (q, k, v)))
+                out[start:stop] = part.transpose(0, 1)
+        return out
+
+    monkeypatch.setattr(U, "attention_backend", lambda device, dtype: "varlen")
+    monkeypatch.setattr(U, "_torch_varlen", lambda: reference_varlen)
+    batch = pair_batch([9, 32, 5, 17])
+    flat = unpad(batch, token_budget=160, max_sequences=6)
+    ours_model, ref_model = hf_model(), hf_model()
+    loss, _ = UnpaddedBertForPreTraining(ours_model, max_seqlen=SEQ)(**flat)
+    loss.backward()
+    stock = ref_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                      token_type_ids=batch["token_type_ids"], labels=batch["labels"],
+                      next_sentence_label=batch["next_sentence_label"])
+    stock.loss.backward()
+    # 63 real tokens; the 97-token tail becomes sequences of 32, 32, 32 and 1, so every row is computed
+    assert seen[0] == [0, 9, 41, 46, 63, 63, 63, 95, 127, 159, 160, 160]
+    torch.testing.assert_close(loss, stock.loss, atol=1e-5, rtol=0)
+    ref_grads = dict(ref_model.named_parameters())
+    for name, param in ours_model.named_parameters():
+        assert torch.isfinite(param.grad).all(), name
+        torch.testing.assert_close(param.grad, ref_grads[name].grad, atol=1e-5, rtol=1e-4, msg=name)
