@@ -22,7 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from corpus.core.errors import CorpusError
-from corpus.core.io import ShardInfo, atomic_write_json, read_manifest, write_manifest
+from corpus.core.io import (
+    ShardInfo,
+    atomic_write_json,
+    has_manifest,
+    read_manifest,
+    write_dataset_card,
+    write_manifest,
+)
 from corpus.core.runs import claim_output
 from corpus.crawl.settings import build_settings
 from corpus.crawl.stats import summarize
@@ -338,6 +345,7 @@ def _run_child(config_path: str) -> int:
             pass
     atomic_write_json(out / "crawl_stats.json", flat)
     atomic_write_json(out / "stats.json", summarize(flat))
+    write_dataset_card(out, settings.get("CORPUS_FORMAT", "parquet"))
     lock.close()
     return INTERRUPTED if flat.get("finish_reason") == "shutdown" else 0
 
@@ -458,13 +466,14 @@ def crawl_archives(
     }
     atomic_write_json(out / "crawl_stats.json", flat)
     atomic_write_json(out / "stats.json", summary)
+    write_dataset_card(out, output_format)
     run.finish(files=len(paths), documents=summary["documents"], files_failed=len(summary["files_failed"]))
     return summary
 
 
 def _write_archive_manifest(data: Path, fmt: str, results: dict[str, dict[str, Any]]) -> None:
     shards = [ShardInfo(**s) for r in results.values() for s in r["shards"]]
-    if (data / "manifest.json").exists():  # keep shards of other origins (a crawl into the same folder)
+    if has_manifest(data):  # keep shards of other origins (a crawl into the same folder)
         shards += [ShardInfo(**s) for s in read_manifest(data).get("shards", []) if not s["name"].startswith("warc-")]
     write_manifest(data, shards, format=fmt)
 

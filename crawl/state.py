@@ -18,7 +18,16 @@ from pathlib import Path
 from typing import Any
 
 from corpus.core.errors import CorpusError
-from corpus.core.io import FORMATS, ShardInfo, clean_temp_files, read_manifest, read_shard, sha256_file, write_manifest
+from corpus.core.io import (
+    FORMATS,
+    ShardInfo,
+    clean_temp_files,
+    has_manifest,
+    read_manifest,
+    read_shard,
+    sha256_file,
+    write_manifest,
+)
 from corpus.crawl.urls import canonicalize
 
 
@@ -108,7 +117,7 @@ class CrawlState:
     def _recover_shards(self) -> None:
         """Read back published shards; add any the manifest missed (killed between rename and manifest)."""
         known: dict[str, ShardInfo] = {}
-        if (self.data / "manifest.json").exists():
+        if has_manifest(self.data):
             for entry in read_manifest(self.data).get("shards", []):
                 known[entry["name"]] = ShardInfo(**entry)
         pattern = re.compile(rf"^{re.escape(self.prefix)}-(\d+)(\.parquet|\.jsonl|\.jsonl\.gz)$")

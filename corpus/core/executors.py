@@ -42,6 +42,7 @@ from corpus.core.io import (
     clean_temp_files,
     list_shards,
     read_shard,
+    write_dataset_card,
     write_manifest,
 )
 from corpus.core.pieces import plan, read_piece
@@ -75,6 +76,7 @@ class RankTask:
     samples: int = 3  # dry run: rejected documents kept per (stage, reason)
     limit: int | None = None  # read at most this many documents per input shard
     piece: tuple[int, int] | None = None  # (index, parts) of a large input shard split across ranks
+    fields: dict[str, str] | None = None  # input field names of the text and id ({"text": "content"})
 
     @property
     def marker(self) -> Path:
@@ -208,9 +210,9 @@ def run_rank(task: RankTask) -> dict[str, Any]:
         for path in task.inputs:
             before = (read_stats["documents"], read_stats["malformed"])
             if task.piece is not None:
-                docs = read_piece(path, task.piece[0], task.piece[1], quarantine)
+                docs = read_piece(path, task.piece[0], task.piece[1], quarantine, task.fields)
             else:
-                docs = read_shard(path, on_malformed=quarantine)
+                docs = read_shard(path, on_malformed=quarantine, fields=task.fields if task.job_index == 0 else None)
             for n, doc in enumerate(docs):
                 if task.limit is not None and n >= task.limit:
                     break
@@ -367,6 +369,7 @@ def run_pipeline(
     limit: int | None = None,
     overwrite: bool = False,
     max_error_share: float = DEFAULT_MAX_ERROR_SHARE,
+    fields: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Run every job in order (a barrier between jobs), then merge stats and write manifests.
 
@@ -374,6 +377,7 @@ def run_pipeline(
     that is removed); the returned stats carry `samples` of rejected documents per stage and reason.
     `limit`: read at most this many documents from each input shard (to try a config quickly).
     `overwrite`: start again, removing only what an earlier curate run wrote in `out_dir` (corpus.core.runs).
+    `fields`: where input records keep their text and id when not in `text` and `id` ({"text": "content"}).
     `max_error_share`: a run whose unreadable records and stage errors exceed this share of its input, or that
     keeps nothing, is recorded as failed and its stats carry `failed` (the CLI then exits non-zero).
     """
@@ -382,12 +386,13 @@ def run_pipeline(
     inputs = list_shards(input_path)
     jobs = build_jobs(config)
     resolved = resolve_defaults(_clean_config(config))
-    digest = config_hash(resolved | {"inputs": [str(p) for p in inputs], "limit": limit})
+    digest = config_hash(resolved | {"inputs": [str(p) for p in inputs], "limit": limit}
+                         | ({"fields": fields} if fields else {}))
     if dry_run:
         work = Path(tempfile.mkdtemp(prefix="corpus-dry-run-"))
         try:
             return _run_jobs(resolved, jobs, inputs, input_path, work, executor, digest,
-                             dry_run=True, samples=samples, limit=limit)
+                             dry_run=True, samples=samples, limit=limit, fields=fields)
         finally:
             shutil.rmtree(work, ignore_errors=True)
     run = claim_output(out_dir, "curate", inputs=[input_path], overwrite=overwrite, writes=CURATE_WRITES)
@@ -396,7 +401,8 @@ def run_pipeline(
             out_dir / "config.yaml", yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True).encode()
         )
         try:
-            stats = _run_jobs(resolved, jobs, inputs, input_path, out_dir, executor, digest, limit=limit)
+            stats = _run_jobs(resolved, jobs, inputs, input_path, out_dir, executor, digest, limit=limit,
+                              fields=fields)
         except BaseException as err:
             run.fail(f"{type(err).__name__}: {err}"[:500])
             raise
@@ -427,7 +433,7 @@ def run_problem(stats: dict[str, Any], max_error_share: float = DEFAULT_MAX_ERRO
 
 def _run_jobs(config: dict[str, Any], jobs: list[Job], inputs: list[Path], input_path: str | os.PathLike,
               out_dir: Path, executor: Any, digest: str, dry_run: bool = False, samples: int = 3,
-              limit: int | None = None) -> dict[str, Any]:
+              limit: int | None = None, fields: dict[str, str] | None = None) -> dict[str, Any]:
     split = config.get("split_shards_mb")
     piece_bytes = int(split * 1_000_000) if split else None
     # One rank per input shard, or per piece of a shard larger than `split_shards_mb`.
@@ -465,6 +471,7 @@ def _run_jobs(config: dict[str, Any], jobs: list[Job], inputs: list[Path], input
                     samples=samples,
                     limit=limit if index == 0 else None,
                     piece=pieces[rank][1] if index == 0 else None,
+                    fields=fields if index == 0 else None,
                 )
             )
         job_results.append(executor.map(tasks, f"{job.name} ({len(job.stages)} stages)"))
@@ -591,4 +598,5 @@ def finish_run(
             if callable(summarize):
                 stats.update(summarize(out_dir, stats))
     atomic_write_json(out_dir / "stats.json", stats)
+    write_dataset_card(out_dir, config["output_format"])
     return stats

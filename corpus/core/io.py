@@ -22,8 +22,17 @@ from corpus.core.document import Document
 from corpus.core.errors import CorpusError
 
 FORMATS = {"parquet": ".parquet", "jsonl": ".jsonl", "jsonl.gz": ".jsonl.gz"}
-SHARD_SUFFIXES = (".parquet", ".jsonl", ".jsonl.gz")
-MANIFEST = "manifest.json"
+# What we read, as users lay it out: JSON lines under any of its names, compressed or not, JSON arrays, Parquet.
+_JSON_NAMES = (".jsonl", ".ndjson", ".json")
+SHARD_SUFFIXES = (".parquet", *(name + z for name in _JSON_NAMES for z in ("", ".gz", ".zst")))
+# Hidden, so `datasets.load_dataset("parquet", data_dir="OUT/data")` does not take it for a data file.
+MANIFEST = ".manifest.json"
+LEGACY_MANIFEST = "manifest.json"  # folders written before 0.2; still read
+# Files of ours that sit beside shards and are never input records.
+NOT_SHARDS = {LEGACY_MANIFEST, "stats.json", "crawl_stats.json", "crawl_config.json", "dry_run.json",
+              "pretrain_config.json", "config.json"}
+# Folders of a run that hold no input: rejected documents, quarantined records, work files.
+NOT_INPUT_DIRS = {"rejected", "quarantine", "errors", "report"}
 
 
 @dataclass(slots=True)
@@ -48,23 +57,34 @@ class ShardInfo:
 
 
 def is_shard(path: Path) -> bool:
-    return path.is_file() and path.name.endswith(SHARD_SUFFIXES) and not path.name.startswith(".")
+    return (path.is_file() and path.name.endswith(SHARD_SUFFIXES) and not path.name.startswith((".", "_"))
+            and path.name not in NOT_SHARDS)
 
 
 def list_shards(folder: str | os.PathLike) -> list[Path]:
-    """Shards directly in `folder`, sorted; a run folder (with `data/`) is read through its `data/`."""
+    """Shards under `folder`, in sub-folders too (`en/`, `fr/deep/`), sorted by path; a run folder (with a `data/`
+    and no shards of its own at the top) is read through its `data/`. Hidden and `_` folders, and a run's
+    `rejected/`, `quarantine/`, `errors/` and `report/`, are skipped."""
     root = Path(folder)
     if not root.exists():
         raise CorpusError(f"{root}: input folder does not exist")
     if root.is_file():
-        if is_shard(root):
+        if is_shard(root) or (root.name.endswith(SHARD_SUFFIXES) and root.is_file()):
             return [root]
         raise CorpusError(f"{root}: not a shard (expected {', '.join(SHARD_SUFFIXES)})")
-    shards = sorted(p for p in root.iterdir() if is_shard(p))
-    if not shards and (root / "data").is_dir():
-        shards = sorted(p for p in (root / "data").iterdir() if is_shard(p))
+    top = [p for p in root.iterdir() if is_shard(p)]
+    if not top and (root / "data").is_dir():
+        root = root / "data"
+    shards = []
+    for path in sorted(root.rglob("*")):
+        parts = path.relative_to(root).parts[:-1]
+        if any(part.startswith((".", "_")) or part in NOT_INPUT_DIRS for part in parts):
+            continue
+        if is_shard(path):
+            shards.append(path)
     if not shards:
-        raise CorpusError(f"{root}: no shards found (expected files ending in {', '.join(SHARD_SUFFIXES)})")
+        raise CorpusError(f"{Path(folder)}: no shards found (expected files ending in {', '.join(SHARD_SUFFIXES)}, "
+                          "in the folder or its sub-folders)")
     return shards
 
 
@@ -72,42 +92,123 @@ def _raise_malformed(bad: Malformed) -> None:
     raise CorpusError(f"{bad.where()}: {bad.error}")
 
 
+Fields = dict[str, str]  # {"text": "content", "id": "doc_id"}: where a record keeps its text and id
+
+
 def read_shard(
-    path: str | os.PathLike, on_malformed: Callable[[Malformed], None] | None = None
+    path: str | os.PathLike, on_malformed: Callable[[Malformed], None] | None = None, fields: Fields | None = None
 ) -> Iterator[Document]:
-    """Stream documents from one shard. Bad records go to `on_malformed` (default: raise CorpusError)."""
+    """Stream documents from one shard. Bad records go to `on_malformed` (default: raise CorpusError).
+
+    `fields` names the record fields holding the text and id when they are not `text` and `id`. A file whose
+    records lack the text field is reported once, for the whole file, with the fields it does have.
+    """
     path = Path(path)
     report = on_malformed or _raise_malformed
     if path.name.endswith(".parquet"):
-        yield from read_parquet(path, report)
+        yield from read_parquet(path, report, fields=fields)
     else:
-        yield from _read_jsonl(path, report)
+        yield from _read_jsonl(path, report, fields)
 
 
-def _read_jsonl(path: Path, report: Callable[[Malformed], None]) -> Iterator[Document]:
-    opener = gzip.open if path.name.endswith(".gz") else open
+def _open_text(path: Path) -> Any:
+    if path.name.endswith(".gz"):
+        return gzip.open(path, "rb")
+    if path.name.endswith(".zst"):
+        import pyarrow as pa
+
+        return io.BufferedReader(pa.input_stream(str(path), compression="zstd"))
+    return open(path, "rb")
+
+
+def _read_jsonl(path: Path, report: Callable[[Malformed], None], fields: Fields | None = None) -> Iterator[Document]:
     line_no = 0
+    text_field = (fields or {}).get("text", "text")
     try:
-        with opener(path, "rb") as handle:
+        with _open_text(path) as handle:
+            head = handle.peek(64)[:64].lstrip(b"\xef\xbb\xbf \t\r\n") if hasattr(handle, "peek") else b""
+            if path.name.endswith((".json", ".json.gz", ".json.zst")) and head.startswith(b"["):
+                yield from _read_json_array(path, handle.read(), report, fields)
+                return
+            first = True
             for line_no, raw in enumerate(handle, start=1):
-                doc = parse_jsonl_line(path, line_no, raw, report)
+                if first and raw.strip():
+                    first = False
+                    missing = _missing_text_field(raw, text_field)
+                    if missing is not None:
+                        report(Malformed(str(path), None, missing))
+                        return
+                doc = parse_jsonl_line(path, line_no, raw, report, fields)
                 if doc is not None:
                     yield doc
     except (OSError, EOFError, zlib.error) as err:
         report(Malformed(str(path), line_no + 1, f"unreadable after line {line_no}: {err}"))
 
 
+def _missing_text_field(raw: bytes, text_field: str) -> str | None:
+    """A file-level message when the first record is an object without the text field (so every record is)."""
+    try:
+        record = json.loads(raw.removeprefix(b"\xef\xbb\xbf").decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(record, dict) or text_field in record:
+        return None
+    return _no_text_message(text_field, list(record), "field")
+
+
+def _no_text_message(text_field: str, names: list[str], what: str) -> str:
+    strings = ", ".join(names[:12]) + (" ..." if len(names) > 12 else "")
+    guess = next((n for n in ("content", "body", "raw_content", "document", "sentence") if n in names), None)
+    hint = f"; use --text-field {guess}" if guess else "; use --text-field NAME"
+    return f"no '{text_field}' {what} in this file's records (they have: {strings}){hint}; file skipped"
+
+
+def _read_json_array(path: Path, data: bytes, report: Callable[[Malformed], None],
+                     fields: Fields | None) -> Iterator[Document]:
+    try:
+        records = json.loads(data.removeprefix(b"\xef\xbb\xbf").decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as err:
+        report(Malformed(str(path), None, f"not a JSON array of records nor JSON lines: {err}"))
+        return
+    text_field = (fields or {}).get("text", "text")
+    if records and isinstance(records[0], dict) and text_field not in records[0]:
+        report(Malformed(str(path), None, _no_text_message(text_field, list(records[0]), "field")))
+        return
+    for number, record in enumerate(records, start=1):
+        try:
+            if not isinstance(record, dict):
+                raise ValueError(f"expected a JSON object, got {type(record).__name__}")
+            yield Document.from_record(_renamed(record, fields))
+        except ValueError as err:
+            report(Malformed(str(path), number, f"malformed record (item {number}): {err}", str(record)[:2000]))
+
+
+def _renamed(record: dict[str, Any], fields: Fields | None) -> dict[str, Any]:
+    """The record with `fields` (e.g. content -> text) moved to the names Document expects."""
+    if not fields:
+        return record
+    record = dict(record)
+    for target, source in fields.items():
+        if source != target and source in record:
+            if target in record:
+                record[f"original_{target}"] = record[target]
+            record[target] = record.pop(source)
+    return record
+
+
 def parse_jsonl_line(
-    path: Path, line_no: int, raw: bytes, report: Callable[[Malformed], None]
+    path: Path, line_no: int, raw: bytes, report: Callable[[Malformed], None], fields: Fields | None = None
 ) -> Document | None:
     """One JSONL line as a Document; None for a blank line or a bad record (reported with file and line)."""
+    if line_no == 1:
+        raw = raw.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte order mark (Windows editors) is not data
     if not raw.strip():
         return None
     try:
         record = json.loads(raw.decode("utf-8"))
         if not isinstance(record, dict):
             raise ValueError(f"expected a JSON object, got {type(record).__name__}")
-        return Document.from_record(record)
+        return Document.from_record(_renamed(record, fields))
     except UnicodeDecodeError as err:
         report(Malformed(str(path), line_no, f"invalid UTF-8 ({err.reason})", _preview(raw)))
     except ValueError as err:  # JSONDecodeError is a ValueError
@@ -120,7 +221,8 @@ def _preview(raw: bytes) -> str:
 
 
 def read_parquet(
-    path: Path, report: Callable[[Malformed], None], row_groups: list[int] | None = None
+    path: Path, report: Callable[[Malformed], None], row_groups: list[int] | None = None,
+    fields: Fields | None = None,
 ) -> Iterator[Document]:
     """All rows, or only `row_groups` (a contiguous run); row numbers in reports are those of the whole file."""
     import pyarrow.parquet as pq
@@ -129,6 +231,12 @@ def read_parquet(
         handle = pq.ParquetFile(path)
     except Exception as err:  # pyarrow raises several types for a corrupt footer
         report(Malformed(str(path), None, f"unreadable Parquet file: {err}"))
+        return
+    text_field = (fields or {}).get("text", "text")
+    columns = handle.schema_arrow.names
+    if text_field not in columns:
+        if not row_groups or row_groups[0] == 0:  # a split file is reported once, by its first piece
+            report(Malformed(str(path), None, _no_text_message(text_field, columns, "column")))
         return
     row = sum(handle.metadata.row_group(i).num_rows for i in range(row_groups[0])) if row_groups else 0
     try:
@@ -143,7 +251,7 @@ def read_parquet(
                         report(Malformed(str(path), row, f"metadata is not JSON: {err}", str(record)[:2000]))
                         continue
                 try:
-                    yield Document.from_record(record)
+                    yield Document.from_record(_renamed(record, fields))
                 except ValueError as err:
                     report(Malformed(str(path), row, f"malformed record: {err}", str(record)[:2000]))
     except OSError as err:
@@ -151,10 +259,10 @@ def read_parquet(
 
 
 def read_documents(
-    folder: str | os.PathLike, on_malformed: Callable[[Malformed], None] | None = None
+    folder: str | os.PathLike, on_malformed: Callable[[Malformed], None] | None = None, fields: Fields | None = None
 ) -> Iterator[Document]:
     for shard in list_shards(folder):
-        yield from read_shard(shard, on_malformed)
+        yield from read_shard(shard, on_malformed, fields)
 
 
 # --- writing -----------------------------------------------------------------------------------
@@ -320,11 +428,41 @@ def write_manifest(folder: str | os.PathLike, shards: Iterable[ShardInfo], **ext
         **extra,
     }
     atomic_write_json(Path(folder) / MANIFEST, manifest)
+    (Path(folder) / LEGACY_MANIFEST).unlink(missing_ok=True)  # ours, from before 0.2: one manifest per folder
     return manifest
 
 
+CARD_MARKER = "<!-- written by corpus; `corpus report` replaces this card: remove this line to keep your edits -->"
+
+
+def write_dataset_card(folder: str | os.PathLike, fmt: str, pretty_name: str | None = None) -> bool:
+    """A minimal Hugging Face dataset card (`README.md`) so `datasets.load_dataset("OUT")` reads `data/` only (not
+    `rejected/`). Written only when the folder has no README.md: `corpus report` writes the full card over it."""
+    path = Path(folder) / "README.md"
+    if path.exists():
+        return False
+    suffix = FORMATS.get(fmt, ".parquet")
+    name = pretty_name or Path(folder).resolve().name
+    card = (f"---\npretty_name: {json.dumps(name)}\nconfigs:\n  - config_name: default\n    data_files:\n"
+            f"      - split: train\n        path: data/*{suffix}\n---\n\n# {name}\n\n"
+            f"{CARD_MARKER}\n\nWritten by corpus. `corpus report` on this folder writes the full dataset card here.\n")
+    atomic_write_bytes(path, card.encode())
+    return True
+
+
+def manifest_path(folder: str | os.PathLike) -> Path:
+    """The folder's manifest file: `.manifest.json`, or `manifest.json` in folders written before 0.2."""
+    folder = Path(folder)
+    legacy = folder / LEGACY_MANIFEST
+    return legacy if not (folder / MANIFEST).exists() and legacy.exists() else folder / MANIFEST
+
+
+def has_manifest(folder: str | os.PathLike) -> bool:
+    return manifest_path(folder).is_file()
+
+
 def read_manifest(folder: str | os.PathLike) -> dict[str, Any]:
-    path = Path(folder) / MANIFEST
+    path = manifest_path(folder)
     try:
         return json.loads(path.read_text())
     except FileNotFoundError as err:

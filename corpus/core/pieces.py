@@ -14,14 +14,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from corpus.core.document import Document
-from corpus.core.io import Malformed, parse_jsonl_line, read_parquet
+from corpus.core.io import Fields, Malformed, parse_jsonl_line, read_parquet
 
 CHUNK = 1 << 20
 
 
 def plan(path: Path, piece_bytes: int | None) -> int:
     """How many pieces to cut `path` into (1: read whole)."""
-    if not piece_bytes or path.name.endswith(".gz"):
+    if not piece_bytes or path.name.endswith((".gz", ".zst", ".json")):
         return 1
     size = path.stat().st_size
     if size <= piece_bytes:
@@ -37,12 +37,13 @@ def plan(path: Path, piece_bytes: int | None) -> int:
     return math.ceil(size / piece_bytes)
 
 
-def read_piece(path: str | Path, index: int, parts: int, report: Callable[[Malformed], None]) -> Iterator[Document]:
+def read_piece(path: str | Path, index: int, parts: int, report: Callable[[Malformed], None],
+               fields: Fields | None = None) -> Iterator[Document]:
     path = Path(path)
     if path.name.endswith(".parquet"):
-        yield from _parquet_piece(path, index, parts, report)
+        yield from _parquet_piece(path, index, parts, report, fields)
     else:
-        yield from _jsonl_piece(path, index, parts, report)
+        yield from _jsonl_piece(path, index, parts, report, fields)
 
 
 def _count_newlines(handle, end: int) -> int:  # noqa: ANN001 - a binary file
@@ -57,7 +58,8 @@ def _count_newlines(handle, end: int) -> int:  # noqa: ANN001 - a binary file
     return count
 
 
-def _jsonl_piece(path: Path, index: int, parts: int, report: Callable[[Malformed], None]) -> Iterator[Document]:
+def _jsonl_piece(path: Path, index: int, parts: int, report: Callable[[Malformed], None],
+                 fields: Fields | None = None) -> Iterator[Document]:
     size = path.stat().st_size
     start, end = size * index // parts, size * (index + 1) // parts
     with open(path, "rb") as handle:
@@ -75,16 +77,17 @@ def _jsonl_piece(path: Path, index: int, parts: int, report: Callable[[Malformed
                 break
             position += len(raw)
             line_no += 1
-            doc = parse_jsonl_line(path, line_no, raw, report)
+            doc = parse_jsonl_line(path, line_no, raw, report, fields)
             if doc is not None:
                 yield doc
 
 
-def _parquet_piece(path: Path, index: int, parts: int, report: Callable[[Malformed], None]) -> Iterator[Document]:
+def _parquet_piece(path: Path, index: int, parts: int, report: Callable[[Malformed], None],
+                   fields: Fields | None = None) -> Iterator[Document]:
     import pyarrow.parquet as pq
 
     handle = pq.ParquetFile(path)
     groups = handle.num_row_groups
     mine = list(range(groups * index // parts, groups * (index + 1) // parts))
     if mine:
-        yield from read_parquet(path, report, row_groups=mine)
+        yield from read_parquet(path, report, row_groups=mine, fields=fields)

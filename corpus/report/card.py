@@ -118,9 +118,11 @@ def dataset_card(facts: dict[str, Any]) -> str:
 def write_card(folder: Path, text: str) -> Path | None:
     """Write README.md into `folder` unless a README there was written (or edited) by a person: then None."""
     path = folder / "README.md"
-    if path.exists() and MARKER not in path.read_text(encoding="utf-8", errors="replace"):
+    from corpus.core.io import CARD_MARKER, atomic_write_bytes
+
+    if path.exists() and not {MARKER, CARD_MARKER} & set(path.read_text(encoding="utf-8", errors="replace")
+                                                        .splitlines()):
         return None
-    from corpus.core.io import atomic_write_bytes
 
     atomic_write_bytes(path, text.encode("utf-8"))
     return path

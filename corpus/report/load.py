@@ -18,7 +18,7 @@ import yaml
 
 from corpus.core.document import Document
 from corpus.core.errors import CorpusError
-from corpus.core.io import MANIFEST, is_shard, read_shard
+from corpus.core.io import is_shard, manifest_path, read_shard
 from corpus.report.samples import Sample, make_sample, span_context, toxicity_notes
 
 # Folder names tried, in order, when a run folder holds several steps (the layout `corpus demo` writes).
@@ -193,7 +193,7 @@ def scan_folder(folder: Path, role: str, options: ScanOptions) -> Scan | None:
     if not shards:
         return None
     scan = Scan(folder)
-    manifest = folder / MANIFEST
+    manifest = manifest_path(folder)
     if manifest.is_file():
         try:
             scan.total = int(_read_json(manifest).get("documents"))

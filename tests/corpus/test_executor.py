@@ -164,7 +164,7 @@ def test_dry_run_reports_removals_with_samples_and_writes_no_shards(shards: Path
 
 def _stage_files(out: Path) -> dict[str, bytes]:
     return {str(p.relative_to(out)): p.read_bytes() for d in ("data", "rejected") for p in sorted((out / d).iterdir())
-            if p.name != "manifest.json"}
+            if p.name != ".manifest.json"}
 
 
 def test_killed_run_resumes_without_losing_or_duplicating_and_skips_finished_shards(tmp_path: Path) -> None:

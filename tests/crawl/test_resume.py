@@ -67,7 +67,7 @@ def finish_and_check(server: FaultServer, out: Path, before: set[str]) -> None:
     refetched = {server.url + path for path in second} & before
     assert not refetched
     assert verify_manifest(out / "data") == []
-    assert not [p for p in (out / "data").iterdir() if p.name.startswith(".")]  # no temp files left
+    assert not [p for p in (out / "data").iterdir() if ".tmp-" in p.name]  # no temp files left
     assert len(list_shards(out / "data")) > 2
 
 

@@ -74,8 +74,8 @@ def test_dedup_pipeline_on_two_nodes_writes_the_same_shards_as_local(ray_cluster
     before = {p: p.stat().st_mtime_ns for p in (tmp_path / "ray" / "data").iterdir()}
     again = RayExecutor(address=ray_cluster.address, progress=False).run(config, corpus_dir, tmp_path / "ray")
     assert again["resumed_ranks"] == len(jobs) * 4 and again["documents_kept"] == 112
-    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "ray" / "data").iterdir() if p.name != "manifest.json"} == {
-        p: t for p, t in before.items() if p.name != "manifest.json"}
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "ray" / "data").iterdir() if p.name != ".manifest.json"} == {
+        p: t for p, t in before.items() if p.name != ".manifest.json"}
 
 
 def test_a_killed_worker_is_retried_and_nothing_is_lost_or_duplicated(ray_cluster, corpus_dir: Path,
