@@ -229,38 +229,114 @@ def print_dry_run_samples(stats: dict[str, Any]) -> None:
         Console().print(table)
 
 
+@train_app.command("tokenize")
+@user_errors
+def tokenize(
+    data: Annotated[Path, typer.Option(help="Curated shards (a folder, or a curate output folder).")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="Token store folder.")],
+    tokenizer: Annotated[Path | None, typer.Option(help="Use this tokenizer folder instead of training one.")] = None,
+    vocab_size: Annotated[int, typer.Option(min=64, help="WordPiece vocabulary size (a trained tokenizer).")] = 8000,
+    sample_docs: Annotated[int, typer.Option(min=1, help="Documents the tokenizer is trained on (a seeded sample).")
+                           ] = 1_000_000,
+    sample_bytes: Annotated[int, typer.Option(min=1, help="...or this many characters, whichever comes first.")
+                            ] = 1_000_000_000,
+    eval_fraction: Annotated[float, typer.Option(min=0.0, max=0.99, help="Documents held out for evaluation.")
+                             ] = 0.05,
+    seed: Annotated[int, typer.Option(help="Seed of the held-out split and the tokenizer's sample.")] = 0,
+    workers: Annotated[int, typer.Option(min=1, help="Processes tokenising shards in parallel.")] = 1,
+    executor: Annotated[str, typer.Option(help="local (a process pool) or ray.")] = "local",
+    address: Annotated[str | None, typer.Option(help="Ray cluster address (with --executor ray).")] = None,
+) -> None:
+    """Tokenise curated shards once into a token store that pretraining streams from.
+
+    Example: corpus train tokenize --data runs/site/curated -o runs/site/tokens --vocab-size 30522 --workers 8
+    """
+    from corpus.train.tokens import StoreSettings, build_token_store
+
+    if executor not in ("local", "ray"):
+        raise CorpusError(f"--executor {executor}: choose local or ray")
+    runner: Any = None
+    if executor == "ray":
+        from corpus.core.ray_executor import RayExecutor
+
+        runner = RayExecutor(address=address, workers=workers)
+    manifest = build_token_store(data, out, tokenizer=tokenizer, vocab_size=vocab_size, sample_docs=sample_docs,
+                                 sample_bytes=sample_bytes, settings=StoreSettings(eval_fraction=eval_fraction,
+                                                                                   seed=seed),
+                                 executor=runner, workers=workers)
+    train, held_out = manifest["splits"]["train"], manifest["splits"]["eval"]
+    print_table("token store", [
+        ("folder", out), ("documents in", manifest["documents_in"]), ("train documents", train["documents"]),
+        ("train tokens", train["tokens"]), ("eval documents", held_out["documents"]),
+        ("vocabulary", manifest["vocab_size"]), ("ids", manifest["dtype"]),
+        ("empty / malformed", f"{manifest['empty']} / {manifest['malformed']}"),
+    ])
+
+
 @train_app.command("pretrain")
 @user_errors
 def pretrain(
-    data: Annotated[Path, typer.Option(help="Curated shards (a folder, or a curate output folder).")],
+    data: Annotated[Path, typer.Option(help="Curated shards (tokenised first into OUT/tokens), or a token store.")],
     out: Annotated[Path, typer.Option("-o", "--out", help="Model output folder.")],
     steps: Annotated[int, typer.Option(help="Optimizer steps.")] = 200,
-    preset: Annotated[str, typer.Option(help="Model size: tiny, mini, small, medium, base, large.")] = "tiny",
+    preset: Annotated[str, typer.Option(help="Model size: tiny, mini, small, medium, base, large, or a "
+                                             "BertConfig JSON file.")] = "tiny",
     objective: Annotated[str, typer.Option(help="mlm+nsp (original BERT) or mlm.")] = "mlm+nsp",
     seq_len: Annotated[int, typer.Option(help="Sequence length.")] = 128,
     batch_size: Annotated[int, typer.Option(help="Sequences per step.")] = 16,
     vocab_size: Annotated[int, typer.Option(help="WordPiece vocabulary size.")] = 8000,
     tokenizer: Annotated[Path | None, typer.Option(help="Use this tokenizer folder instead of training one.")] = None,
+    init_from: Annotated[Path | None, typer.Option(
+        help="Continue from this saved model (BERT's phase 2: seq 512 from seq 128 weights); new optimizer "
+             "and schedule.")] = None,
+    tokens: Annotated[Path | None, typer.Option(help="Where to build the token store (default OUT/tokens).")] = None,
     lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 5e-4,
+    warmup_steps: Annotated[int | None, typer.Option(help="Warmup steps (default 10% of the steps).")] = None,
+    schedule: Annotated[str, typer.Option(help="linear, cosine or constant after warmup.")] = "linear",
+    dropout: Annotated[float, typer.Option(help="Hidden and attention dropout.")] = 0.1,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     grad_accum: Annotated[int, typer.Option(help="Micro-batches per optimizer step.")] = 1,
-    eval_every: Annotated[int | None, typer.Option(help="Evaluate on the held-out split every N steps.")] = None,
-    checkpoint_every: Annotated[int | None, typer.Option(help="Checkpoint every N steps.")] = None,
+    loader_workers: Annotated[int | None, typer.Option(help="DataLoader workers (default 0 on CPU, 4 on GPU).")
+                              ] = None,
+    workers: Annotated[int, typer.Option(help="Processes tokenising the corpus (when DATA is curated shards).")
+                       ] = 1,
+    log_every: Annotated[int, typer.Option(help="Log every N steps (log.jsonl, progress bar).")] = 10,
+    eval_every: Annotated[int, typer.Option(help="Evaluate on the held-out split every N steps (0: at the end).")
+                          ] = 0,
+    checkpoint_every: Annotated[int, typer.Option(help="Checkpoint every N steps (0: none).")] = 0,
+    keep_checkpoints: Annotated[int, typer.Option(help="Checkpoints kept (older ones are removed).")] = 2,
+    tensorboard: Annotated[bool, typer.Option("--tensorboard", help="Also log to OUT/tensorboard.")] = False,
+    compile: Annotated[bool, typer.Option("--compile", help="torch.compile the model.")] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint in OUT.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the model in OUT (only files "
+                                                                "pretraining writes are removed).")] = False,
     threads: Annotated[int | None, typer.Option(help="CPU threads for torch (1 is fastest on a busy machine).")] = None,
     precision: Annotated[str, typer.Option(
         help="auto (bf16 on GPU, fp32 on CPU), bf16 (also ~1.6x faster on CPUs with AVX-512 BF16 or AMX) or fp32."
     )] = "auto",
+    overrides: Annotated[list[str] | None, typer.Option(
+        "--set", help="Any other setting as KEY=VALUE (e.g. --set min_lr_ratio=0.1 --set data_streams=8); "
+                      "see docs/train.md.")] = None,
 ) -> None:
-    """Train a WordPiece tokenizer and pretrain BERT (masked LM + next-sentence prediction)."""
+    """Tokenise the corpus into a token store (once), then pretrain BERT (masked LM + next-sentence prediction).
+
+    Example: corpus train pretrain --data runs/site/curated -o runs/site/model --preset mini --steps 2000
+    """
+    from corpus.train.pretrain import parse_overrides
     from corpus.train.pretrain import pretrain as run_pretrain
 
+    options: dict[str, Any] = {
+        "grad_accum": grad_accum, "resume": resume, "overwrite": overwrite, "precision": precision,
+        "init_from": init_from, "tokens": tokens, "schedule": schedule, "dropout": dropout, "log_every": log_every,
+        "eval_every": eval_every, "checkpoint_every": checkpoint_every, "keep_checkpoints": keep_checkpoints,
+        "tensorboard": tensorboard, "compile": compile, "loader_workers": loader_workers,
+        "tokenize_workers": workers, "threads": threads,
+    }
+    options.update(parse_overrides(overrides or []))
     summary = run_pretrain(data, out, steps=steps, preset=preset, objective=objective, seq_len=seq_len,
                            batch_size=batch_size, vocab_size=vocab_size, tokenizer=tokenizer, lr=lr,
-                           device=device, seed=seed, grad_accum=grad_accum, resume=resume, precision=precision,
-                           **{k: v for k, v in (("eval_every", eval_every), ("checkpoint_every", checkpoint_every),
-                                                ("threads", threads)) if v is not None})
+                           warmup_steps=warmup_steps, device=device, seed=seed, **options)
     print_table("pretrain", list(summary.items()))
 
 

@@ -54,6 +54,7 @@ def load_suite(spec: str | Path, data_root: str | Path | None = None) -> dict[st
     if not isinstance(suite, dict) or not isinstance(suite.get("tasks"), dict) or not suite["tasks"]:
         raise CorpusError(f"{path}: a suite needs a 'tasks' mapping of name -> task")
     root = Path(data_root or os.environ.get("CORPUS_DATA_ROOT") or path.parent / suite.get("data_root", ".")).resolve()
+    built_in = path.resolve().parent == suites_dir().resolve()
     tasks: dict[str, dict[str, Any]] = {}
     for name, entry in suite["tasks"].items():
         where = f"{path}: task {name!r}"
@@ -68,6 +69,14 @@ def load_suite(spec: str | Path, data_root: str | Path | None = None) -> dict[st
         for key in ("train", "eval", "test"):
             if entry.get(key):
                 file = root / entry[key]
+                if not file.is_file() and built_in:
+                    # The built-in suites name public data sets that corpus does not ship (licences, size).
+                    folders = sorted({str(Path(e[k]).parts[0]) for e in suite["tasks"].values()
+                                      if isinstance(e, dict) for k in ("train", "eval", "test") if e.get(k)})
+                    raise CorpusError(f"suite {suite.get('name', path.stem)!r}: its data does not ship with corpus "
+                                      f"(no {file}); put the task files ({', '.join(folders)}/...) under one "
+                                      f"folder and pass --data-root FOLDER or set CORPUS_DATA_ROOT; {path} lists "
+                                      "the files each task needs")
                 if not file.is_file():
                     raise CorpusError(f"{where}: {key} file {file} does not exist (set --data-root?)")
                 resolved[key] = str(file)

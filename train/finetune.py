@@ -199,6 +199,9 @@ def finetune(model: str | Path, train_file: str | Path, out: str | Path, **optio
     unknown = sorted(set(options) - known)
     if unknown:
         raise CorpusError(f"unknown fine-tuning option(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
+    from corpus.core.config import check_options
+
+    options = check_options(FinetuneConfig, options, "fine-tuning option")  # types and ranges, before any work
     cfg = FinetuneConfig(model=str(model), train=str(train_file), out=str(out), **options)
     task = task_module(cfg.task)
     fields_ = {k: getattr(cfg, k) or v for k, v in task.FIELDS.items()}

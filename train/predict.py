@@ -126,8 +126,19 @@ def predict_file(model_dir: str | Path, data: str | Path, out: str | Path | None
                  text_field: str | None = None, batch_size: int = 64, device: str = "auto",
                  progress: bool = True) -> dict[str, Any]:
     """Predict every record of `data`; write JSONL (the input record plus the prediction) to `out` or stdout."""
+    import os
     import sys
 
+    from corpus.core.runs import check_separate
+
+    if batch_size < 1:
+        raise CorpusError(f"--batch-size {batch_size}: must be at least 1")
+    if out is not None:  # checked before the model runs: a bad -o must not cost the whole prediction
+        out = Path(out)
+        check_separate(out, [data, model_dir])
+        if out.is_dir():
+            raise CorpusError(f"-o {out}: is a folder; give a file name such as {out / 'predictions.jsonl'}")
+        out.parent.mkdir(parents=True, exist_ok=True)
     predictor = Predictor(model_dir, device=device, batch_size=batch_size)
     examples = predictor.read(data, text_field)
     started = time.perf_counter()
@@ -144,7 +155,9 @@ def predict_file(model_dir: str | Path, data: str | Path, out: str | Path | None
         if bar is not None:
             bar.stop()
     counts: Counter[str] = Counter()
-    handle = open(out, "w", encoding="utf-8") if out else sys.stdout  # noqa: SIM115 - stdout is not closed
+    # A file is written beside its final name and renamed at the end: no half-written predictions.
+    partial = out.with_name(f".{out.name}.tmp-{os.getpid()}") if out else None
+    handle = open(partial, "w", encoding="utf-8") if partial else sys.stdout  # noqa: SIM115 - stdout stays open
     try:
         for example, result in zip(examples, results, strict=True):
             record = dict(example.record or {})
@@ -156,9 +169,14 @@ def predict_file(model_dir: str | Path, data: str | Path, out: str | Path | None
                 record.update(predicted_tags=result["tags"], scores=result["scores"], entities=result["entities"])
                 counts.update(e["type"] for e in result["entities"])
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-    finally:
-        if out:
+    except BaseException:
+        if partial:
             handle.close()
+            partial.unlink(missing_ok=True)
+        raise
+    if partial:
+        handle.close()
+        os.replace(partial, out)
     seconds = time.perf_counter() - started
     return {"task": predictor.task, "records": len(examples), "counts": dict(sorted(counts.items())),
             "seconds": round(seconds, 2), "records_per_s": round(len(examples) / seconds, 1) if seconds else 0.0,

@@ -141,12 +141,33 @@ class PretrainConfig:
                 raise CorpusError(f"unknown device {self.device!r}; use auto, cpu, cuda or cuda:N") from err
 
 
-def config_field_types() -> dict[str, Any]:
-    """Each `PretrainConfig` field's type, for parsing `--set key=value` strings."""
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """`--set key=value` strings as typed `PretrainConfig` values (pydantic does the parsing and says what is
+    wrong: `--set warmup_steps=abc` is an error, not a crash halfway through training)."""
     import typing
 
+    import pydantic
+
     hints = typing.get_type_hints(PretrainConfig)
-    return {f.name: hints[f.name] for f in fields(PretrainConfig) if f.name not in ("data", "out")}
+    names = [f.name for f in fields(PretrainConfig) if f.name not in ("data", "out")]
+    values: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key:
+            raise CorpusError(f"--set {item!r}: expected KEY=VALUE")
+        if key not in names:
+            raise CorpusError(f"--set {key}: unknown pretraining option; valid: {', '.join(names)}")
+        text: Any = raw.strip()
+        if text.lower() in ("none", "null", "") and type(None) in typing.get_args(hints[key]):
+            text = None
+        try:
+            values[key] = pydantic.TypeAdapter(hints[key]).validate_python(text, strict=False)
+        except pydantic.ValidationError as err:
+            expected = getattr(hints[key], "__name__", str(hints[key]))
+            raise CorpusError(f"--set {key}={raw}: not a valid {expected} "
+                              f"({err.errors()[0]['msg']})") from None
+    return values
 
 
 class PretrainingObjective(torch.nn.Module):
@@ -499,4 +520,4 @@ def _transformers_version() -> str:
     return transformers.__version__
 
 
-__all__ = ["PRESETS", "PretrainConfig", "PretrainingObjective", "config_field_types", "evaluate", "pretrain"]
+__all__ = ["PRESETS", "PretrainConfig", "PretrainingObjective", "parse_overrides", "evaluate", "pretrain"]

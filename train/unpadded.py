@@ -175,6 +175,7 @@ class UnpaddedBatches:
         self.max_sequences = max_sequences
         self.max_predictions = max_predictions or default_max_predictions(token_budget, max_sequences)
         self._pending: tuple[Batch, int] | None = None  # a padded batch and its first unused row
+        self._flat: dict[str, Any] | None = None  # that batch, flattened once
 
     def __iter__(self) -> UnpaddedBatches:
         return self
@@ -185,9 +186,11 @@ class UnpaddedBatches:
         while True:
             if self._pending is None:
                 self._pending = (next(self.batches), 0)
+                self._flat = None
             batch, start = self._pending
-            piece = _flatten_rows(batch)
-            lengths = piece["lengths"].tolist()
+            if self._flat is None:
+                self._flat = _flatten_rows(batch)
+            lengths = self._flat["lengths"].tolist()
             stop = start
             while (stop < len(lengths) and rows < self.max_sequences
                    and tokens + lengths[stop] <= self.token_budget):
@@ -197,7 +200,7 @@ class UnpaddedBatches:
             if stop == start and not pieces:
                 raise CorpusError(f"a sequence of {lengths[start]} tokens exceeds token_budget {self.token_budget}")
             if stop > start:
-                pieces.append(_slice_rows(piece, start, stop))
+                pieces.append(_slice_rows(self._flat, start, stop))
             self._pending = None if stop == len(lengths) else (batch, stop)
             if self._pending is not None:  # the budget (or the sequence slots) are full
                 return _assemble(pieces, self.token_budget, self.max_sequences, self.max_predictions)
@@ -212,6 +215,7 @@ class UnpaddedBatches:
             self.batches.load_state_dict(state["inner"])  # type: ignore[attr-defined]
         pending = state.get("pending")
         self._pending = None if pending is None else (pending["batch"], int(pending["row"]))
+        self._flat = None
 
 
 # --- attention --------------------------------------------------------------------------------------
