@@ -14,7 +14,8 @@ from rich.table import Table
 
 from corpus.core.errors import CorpusError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Crawl, curate and train on web text.")
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Crawl, curate and train on web text.",
+                  epilog="Every command: corpus COMMAND --help (with an example). All of them: docs/cli.md.")
 train_app = typer.Typer(no_args_is_help=True, help="Train a tokenizer and BERT, or fine-tune it.")
 app.add_typer(train_app, name="train")
 console = Console(stderr=True)
@@ -38,6 +39,27 @@ def user_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from corpus import __version__
+
+        print(f"corpus {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def main_options(
+    version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_print_version,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """Crawl, curate and train on web text."""
+
+
+def example(*lines: str) -> str:
+    """A command's help epilog: its examples, one per line."""
+    return "Examples:\n\n" + "\n\n".join(f"  $ {line}" for line in lines)
+
+
 def print_table(title: str, rows: list[tuple[str, Any]]) -> None:
     table = Table(title=title)
     table.add_column("")
@@ -47,7 +69,9 @@ def print_table(title: str, rows: list[tuple[str, Any]]) -> None:
     Console().print(table)
 
 
-@app.command()
+@app.command(epilog=example("corpus crawl https://example.org/ -o runs/site/crawl --max-pages 500 --depth 3",
+                            "corpus crawl --seeds seeds.txt -o runs/site/crawl --contact https://my-lab.example/crawler",
+                            "corpus crawl --from-warc 'archives/*.warc.gz' -o runs/cc/crawl"))
 @user_errors
 def crawl(
     urls: Annotated[list[str] | None, typer.Argument(help="Seed URLs.")] = None,
@@ -55,8 +79,9 @@ def crawl(
     seeds_file: Annotated[Path | None, typer.Option("--seeds", help="File with one seed URL per line.")] = None,
     from_warc: Annotated[list[str] | None, typer.Option(
         "--from-warc", help="Ingest WARC/WET files (path, glob or folder; repeatable) instead of crawling.")] = None,
-    max_pages: Annotated[int, typer.Option(help="Page requests at most (0: no limit).")] = 100,
-    depth: Annotated[int, typer.Option(help="Follow links at most this deep (seeds and sitemap pages: 0).")] = 3,
+    max_pages: Annotated[int, typer.Option(min=0, help="Page requests at most (0: no limit).")] = 100,
+    depth: Annotated[int, typer.Option(min=0, help="Follow links at most this deep (seeds and sitemap pages: 0).")]
+    = 3,
     domain: Annotated[list[str] | None, typer.Option(
         "--domain", help="Allowed domain, subdomains included (default: the seeds' hosts).")] = None,
     allow: Annotated[list[str] | None, typer.Option(help="Follow only URLs matching this regex.")] = None,
@@ -66,26 +91,31 @@ def crawl(
     fast: Annotated[bool, typer.Option("--fast", help="No throttling: only for your own servers.")] = False,
     ignore_robots: Annotated[bool, typer.Option("--ignore-robots", help="Do not obey robots.txt.")] = False,
     contact: Annotated[str | None, typer.Option(help="Contact URL for the User-Agent.")] = None,
-    delay: Annotated[float | None, typer.Option(help="Seconds between requests to one domain (default 1).")]
+    delay: Annotated[float | None, typer.Option(min=0.0, help="Seconds between requests to one domain (default 1).")]
     = None,
-    per_domain: Annotated[int | None, typer.Option(help="Concurrent requests per domain (default 2).")] = None,
+    per_domain: Annotated[int | None, typer.Option(min=1, help="Concurrent requests per domain (default 2).")]
+    = None,
     max_size: Annotated[str | None, typer.Option(help="Largest response (after gzip), e.g. 5M.")] = None,
     favor: Annotated[str, typer.Option(help="Extraction: precision, balanced or recall.")] = "precision",
     extract: Annotated[bool, typer.Option(help="Extract text now (--no-extract: keep raw HTML only).")] = True,
     store_html: Annotated[bool, typer.Option("--store-html", help="Keep each page's HTML in metadata.html.")]
     = False,
-    extract_timeout: Annotated[float | None, typer.Option(help="Seconds per page before extraction gives up.")]
+    extract_timeout: Annotated[float | None, typer.Option(min=0.001, help="Seconds per page before extraction "
+                                                          "gives up.")] = None,
+    extract_workers: Annotated[int | None, typer.Option(min=0, help="Extraction processes (0: in the crawler).")]
     = None,
-    extract_workers: Annotated[int | None, typer.Option(help="Extraction processes (0: in the crawler).")] = None,
-    workers: Annotated[int | None, typer.Option(help="--from-warc: files read in parallel.")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="--from-warc: files read in parallel.")] = None,
     warc_out: Annotated[Path | None, typer.Option(help="Also write every response to WARC files here.")] = None,
     warc_max_size: Annotated[str | None, typer.Option(help="Rotate WARC files at this size, e.g. 1G.")] = None,
     job_dir: Annotated[Path | None, typer.Option(help="Resume state (default OUT/_job).")] = None,
     redis_url: Annotated[str | None, typer.Option(help="Share one frontier with other crawlers via Redis.")] = None,
     redis_key: Annotated[str, typer.Option(help="Name of the shared crawl in Redis.")] = "corpus",
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Delete OUT first instead of resuming.")] = False,
-    setting: Annotated[list[str] | None, typer.Option("--setting", "-s", help="Scrapy setting KEY=VALUE.")] = None,
-    output_format: Annotated[str, typer.Option("--format", help="parquet, jsonl or jsonl.gz")] = "parquet",
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Start again: remove what an earlier crawl wrote in "
+                                            "OUT (nothing else) instead of resuming.")] = False,
+    setting: Annotated[list[str] | None, typer.Option("--set", "--setting", "-s",
+                                                      help="Scrapy setting KEY=VALUE (repeatable).")] = None,
+    output_format: Annotated[str, typer.Option("--output-format", "--format",
+                                               help="Shard format: parquet, jsonl or jsonl.gz.")] = "parquet",
 ) -> None:
     """Crawl pages from seed URLs (or read web archives), extract their main text, write shards."""
     from corpus.crawl.command import run
@@ -113,7 +143,9 @@ def _print_presets(value: bool) -> None:
     raise typer.Exit(0)
 
 
-@app.command()
+@app.command(epilog=example("corpus curate runs/site/crawl -o runs/site/curated",
+                            "corpus curate IN -o OUT -c configs/example.yaml --set lang.threshold=0.8 --workers 4",
+                            "corpus curate my_jsonl/ -o OUT --text-field content --dry-run"))
 @user_errors
 def curate(
     input: Annotated[Path, typer.Argument(help="Folder of Parquet/JSONL(.gz) shards (or a run folder).")],
@@ -138,6 +170,8 @@ def curate(
                                                 "default: start a local Ray.")] = None,
     list_presets: Annotated[bool, typer.Option("--list-presets", is_eager=True, callback=_print_presets,
                                                help="List the named pipelines and exit.")] = False,
+    text_field: Annotated[str, typer.Option(help="Input field (or column) holding the text.")] = "text",
+    id_field: Annotated[str, typer.Option(help="Input field (or column) holding the id.")] = "id",
 ) -> None:
     """Run a curation pipeline over shards: kept shards, rejected shards with reasons, stats.json.
 
@@ -151,6 +185,7 @@ def curate(
     if address and executor != "ray":
         raise CorpusError("--address needs --executor ray")
     pipeline = load_config(config, preset, overrides)
+    fields = {k: v for k, v in (("text", text_field), ("id", id_field)) if v and v != k} or None
     if plan:
         from corpus.curate.dedup_plan import show_plan
 
@@ -158,7 +193,7 @@ def curate(
         return
     if dry_run:  # a dry run's scratch folder is local, so it runs here whatever --executor says
         stats = LocalExecutor(workers=workers, strict=strict).run(pipeline, input, out, dry_run=True,
-                                                                   samples=samples, limit=limit)
+                                                                   samples=samples, limit=limit, fields=fields)
         print_curate_summary(stats)
         print_dry_run_samples(stats)
         from corpus.core.io import atomic_write_json
@@ -168,7 +203,7 @@ def curate(
         atomic_write_json(out / "dry_run.json", stats)
         console.print(f"dry run: no shards written; report in {out / 'dry_run.json'}")
         return
-    options = {"limit": limit, "overwrite": overwrite, "max_error_share": max_error_share}
+    options = {"limit": limit, "overwrite": overwrite, "max_error_share": max_error_share, "fields": fields}
     if executor == "ray":
         from corpus.core.ray_executor import RayExecutor
 

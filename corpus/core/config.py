@@ -14,6 +14,7 @@ constructor arguments as keys, so a YAML key is exactly a constructor argument:
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import importlib
 import inspect
@@ -284,9 +285,9 @@ def validate(config: dict[str, Any]) -> None:
 # Ranges by naming convention, for stages whose hints give only a type: shares, ratios and thresholds lie in
 # [0, 1]; counts and sizes are not negative (some at least 1). A stage states its own range with
 # `Annotated[float, Field(ge=..., le=...)]` in its constructor's hints, which pydantic applies as well.
-_SHARE = re.compile(r"(threshold|_thr$|ratio|frac|fraction|share|confidence|_below$|min_candidate)")
-_AT_LEAST_ONE = {"batch_size", "num_perm", "bands", "rows", "ngram", "char_ngram", "cascade_top_k", "max_length",
-                 "workers"}
+_SHARE = re.compile(r"(threshold|_thr$|ratio|frac|fraction|share|confidence|_below$|min_candidate|dropout)")
+_AT_LEAST_ONE = {"batch_size", "eval_batch_size", "num_perm", "bands", "rows", "ngram", "char_ngram", "cascade_top_k",
+                 "max_length", "workers", "steps", "grad_accum"}
 _SIGNED = {"seed"}
 
 
@@ -321,33 +322,65 @@ def _range_check(name: str) -> Any:
 
 
 @functools.cache
-def stage_model(cls: type) -> type[BaseModel]:
-    """A pydantic model of a stage's constructor parameters: its type hints, defaults and ranges."""
+def params_model(target: Any) -> type[BaseModel]:
+    """A pydantic model of what `target` accepts: a class's constructor parameters, a dataclass's fields or a
+    function's parameters, with their type hints, defaults and (by naming convention) ranges."""
+    function = target.__init__ if isinstance(target, type) and not dataclasses.is_dataclass(target) else target
     try:
-        hints = typing.get_type_hints(cls.__init__, include_extras=True)
+        hints = typing.get_type_hints(function, include_extras=True)
     except Exception:  # an unresolvable hint: check names only, not types
         hints = {}
     fields: dict[str, Any] = {}
     extra = "forbid"
-    for name, param in inspect.signature(cls.__init__).parameters.items():
-        if name == "self" or param.kind is param.VAR_POSITIONAL:
-            continue
-        if param.kind is param.VAR_KEYWORD:
-            extra = "allow"
-            continue
+    if dataclasses.is_dataclass(target):
+        entries = [(f.name, f.default if f.default is not dataclasses.MISSING else
+                    (f.default_factory() if f.default_factory is not dataclasses.MISSING else ...))
+                   for f in dataclasses.fields(target)]
+    else:
+        entries = []
+        for name, param in inspect.signature(function).parameters.items():
+            if name == "self" or param.kind is param.VAR_POSITIONAL:
+                continue
+            if param.kind is param.VAR_KEYWORD:
+                extra = "allow"
+                continue
+            entries.append((name, ... if param.default is param.empty else param.default))
+    for name, default in entries:
         annotation = hints.get(name, Any)
         check = _range_check(name)
         if check is not None:
             annotation = Annotated[annotation, AfterValidator(check)]
-        fields[name] = (annotation, ... if param.default is param.empty else param.default)
+        fields[name] = (annotation, default)
     config = ConfigDict(extra=extra, arbitrary_types_allowed=True)
-    return create_model(f"{cls.__name__}Parameters", __config__=config, **fields)
+    return create_model(f"{getattr(target, '__name__', 'Options')}Parameters", __config__=config, **fields)
 
 
-def _problems(err: ValidationError) -> str:
+stage_model = params_model
+
+
+def check_options(target: Any, values: dict[str, Any], label: str) -> dict[str, Any]:
+    """`values` checked against `target`'s parameters (see `params_model`); the coerced values, or CorpusError
+    naming `label`, the option and what is wrong, in one line. Only the given keys are returned."""
+    model_cls = params_model(target)
+    unknown = sorted(set(values) - set(model_cls.model_fields))
+    if unknown and model_cls.model_config.get("extra") == "forbid":
+        raise CorpusError(f"{label}: unknown option(s) {', '.join(unknown)}; valid: "
+                          f"{', '.join(sorted(model_cls.model_fields))}")
+    required = {name for name, f in model_cls.model_fields.items() if f.is_required()}
+    try:
+        model = model_cls.model_validate({**{name: None for name in required - set(values)}, **values})
+    except ValidationError as err:
+        errors = [e for e in err.errors() if not (e["loc"] and e["loc"][0] in required - set(values))]
+        if errors:
+            raise CorpusError(f"{label}: {_problems(err, errors)}") from None
+        return dict(values)
+    return {name: getattr(model, name) if getattr(model, name) != values[name] else values[name] for name in values}
+
+
+def _problems(err: ValidationError, errors: list[Any] | None = None) -> str:
     """pydantic's errors as one line: `threshold 'high': input should be a valid number; ...`."""
     parts = []
-    for problem in err.errors():
+    for problem in errors if errors is not None else err.errors():
         loc = [str(p) for p in problem["loc"]]
         # A union reports each member; the first location part is the parameter, the rest which member failed.
         name = loc[0] if loc else "?"
