@@ -114,7 +114,7 @@ def crawl(
                                             "OUT (nothing else) instead of resuming.")] = False,
     setting: Annotated[list[str] | None, typer.Option("--set", "--setting", "-s",
                                                       help="Scrapy setting KEY=VALUE (repeatable).")] = None,
-    output_format: Annotated[str, typer.Option("--output-format", "--format",
+    output_format: Annotated[str, typer.Option("--output-format",
                                                help="Shard format: parquet, jsonl or jsonl.gz.")] = "parquet",
 ) -> None:
     """Crawl pages from seed URLs (or read web archives), extract their main text, write shards."""
@@ -375,20 +375,23 @@ def pretrain(
     print_table("pretrain", list(summary.items()))
 
 
-@train_app.command("classifier")
+@train_app.command("classifier", epilog=example(
+    "corpus train classifier --data labelled.jsonl -o toxic.bin --epochs 10 --text-field comment"))
 @user_errors
 def train_classifier_command(
     data: Annotated[Path, typer.Option(help="Labelled JSONL(.gz)/Parquet: one record per text, with a label.")],
     out: Annotated[Path, typer.Option("-o", "--out", help="Model file to write (fastText .bin).")],
     valid: Annotated[Path | None, typer.Option(help="Held-out file (default: a share of --data).")] = None,
-    valid_fraction: Annotated[float, typer.Option(help="Share of --data held out when no --valid.")] = 0.1,
+    valid_fraction: Annotated[float, typer.Option(min=0.0, max=0.99, help="Share of --data held out when no "
+                                                  "--valid.")] = 0.1,
     text_field: Annotated[str, typer.Option(help="Field with the text.")] = "text",
     label_field: Annotated[str, typer.Option(help="Field with the label.")] = "label",
-    epoch: Annotated[int, typer.Option(help="Training epochs.")] = 10,
-    lr: Annotated[float, typer.Option(help="Learning rate.")] = 0.2,
-    word_ngrams: Annotated[int, typer.Option(help="Word n-gram length.")] = 2,
-    dim: Annotated[int, typer.Option(help="Embedding size.")] = 50,
-    bucket: Annotated[int, typer.Option(help="Hash buckets for word n-grams (model size: bucket x dim).")] = 200_000,
+    epoch: Annotated[int, typer.Option("--epochs", "--epoch", min=1, help="Training epochs.")] = 10,
+    lr: Annotated[float, typer.Option(min=0.0, help="Learning rate.")] = 0.2,
+    word_ngrams: Annotated[int, typer.Option(min=1, help="Word n-gram length.")] = 2,
+    dim: Annotated[int, typer.Option(min=1, help="Embedding size.")] = 50,
+    bucket: Annotated[int, typer.Option(min=0, help="Hash buckets for word n-grams (model size: bucket x dim).")]
+    = 200_000,
     seed: Annotated[int, typer.Option(help="Random seed (held-out split and training).")] = 0,
 ) -> None:
     """Train a fastText classifier (e.g. toxic vs clean) and print its held-out precision and recall."""
@@ -408,16 +411,23 @@ def train_classifier_command(
 
 
 def _parse_sets(items: list[str] | None) -> dict[str, Any]:
-    """`--set key=value` fine-tuning overrides; values are read as YAML (numbers, booleans, lists)."""
+    """`--set key=value` fine-tuning overrides; values are read as YAML 1.2 (numbers, true/false, lists) and checked
+    against the fine-tuning options' types and ranges before any work."""
     import yaml
+
+    from corpus.core.config import check_options, parse_value
+    from corpus.train.finetune import FinetuneConfig
 
     values: dict[str, Any] = {}
     for item in items or []:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise CorpusError(f"--set {item!r}: expected KEY=VALUE")
-        values[key.strip()] = yaml.safe_load(value)
-    return values
+            raise CorpusError(f"--set {item!r}: expected KEY=VALUE, e.g. --set epochs=2")
+        try:
+            values[key.strip()] = parse_value(value) if value.strip() else None
+        except yaml.YAMLError as err:
+            raise CorpusError(f"--set {item!r}: value is not valid YAML ({err})") from None
+    return check_options(FinetuneConfig, values, "--set") if values else values
 
 
 def print_metrics(title: str, metrics: dict[str, Any]) -> None:
@@ -435,7 +445,9 @@ def print_metrics(title: str, metrics: dict[str, Any]) -> None:
         Console().print(table)
 
 
-@train_app.command("finetune")
+@train_app.command("finetune", epilog=example(
+    "corpus train finetune --model runs/site/model --task classify --train train.jsonl --eval dev.jsonl -o runs/clf",
+    "corpus train finetune --model runs/site/model --task ner --train train.conll -o runs/ner --set warmup_ratio=0.06"))
 @user_errors
 def finetune_command(
     model: Annotated[Path, typer.Option(help="Pretrained model folder (ours or a local Hugging Face BERT-family).")],
@@ -445,19 +457,20 @@ def finetune_command(
     eval_file: Annotated[Path | None, typer.Option("--eval", help="Evaluation file: picks the best epoch "
                                                    "(default: 10% of --train held out).")] = None,
     test: Annotated[Path | None, typer.Option(help="Test file: scored once with the chosen model.")] = None,
-    epochs: Annotated[float, typer.Option(help="Passes over the training data.")] = 3.0,
-    steps: Annotated[int | None, typer.Option(help="Optimizer steps (overrides --epochs).")] = None,
-    batch_size: Annotated[int, typer.Option(help="Examples per step.")] = 32,
-    lr: Annotated[float, typer.Option(help="Peak learning rate (linear warmup and decay).")] = 5e-5,
-    max_length: Annotated[int, typer.Option(help="Tokens per example (longer ones are cut).")] = 128,
+    epochs: Annotated[float, typer.Option(min=0.001, help="Passes over the training data.")] = 3.0,
+    steps: Annotated[int | None, typer.Option(min=1, help="Optimizer steps (overrides --epochs).")] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Examples per step.")] = 32,
+    lr: Annotated[float, typer.Option(min=0.0, help="Peak learning rate (linear warmup and decay).")] = 5e-5,
+    max_length: Annotated[int, typer.Option(min=8, help="Tokens per example (longer ones are cut).")] = 128,
     class_weights: Annotated[str | None, typer.Option(help="balanced, or LABEL=WEIGHT,... (classify).")] = None,
     tune_threshold: Annotated[bool, typer.Option("--tune-threshold", help="Binary classify: pick the decision "
                                                  "threshold on the eval split; predict and scorers use it.")] = False,
-    patience: Annotated[int, typer.Option(help="Stop after this many evaluations without improvement "
+    patience: Annotated[int, typer.Option(min=0, help="Stop after this many evaluations without improvement "
                                           "(0: never).")] = 2,
     metric: Annotated[str | None, typer.Option(help="Early-stopping metric: macro_f1 or accuracy (classify), "
                                                "f1 or accuracy (ner).")] = None,
-    max_train_examples: Annotated[int | None, typer.Option(help="Train on a random sample of this size.")] = None,
+    max_train_examples: Annotated[int | None, typer.Option(min=1, help="Train on a random sample of this size.")]
+    = None,
     random_init: Annotated[bool, typer.Option("--random-init", help="Same architecture, random weights "
                                               "(a baseline).")] = False,
     text_field: Annotated[str | None, typer.Option(help="Field with the text (ner: the word list).")] = None,
@@ -465,16 +478,19 @@ def finetune_command(
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     precision: Annotated[str, typer.Option(help="auto (bf16 on GPU), bf16 or fp32.")] = "auto",
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    overrides: Annotated[list[str] | None, typer.Option("--set", help="Any other fine-tuning option KEY=VALUE "
+                                                        "(warmup_ratio, weight_decay, dropout, ...).")] = None,
 ) -> None:
     """Fine-tune a model for text classification or NER with the pretraining loop; writes OUT/metrics.json."""
     from corpus.train.finetune import finetune
 
-    summary = finetune(model, train, out, task=task, eval=str(eval_file) if eval_file else None,
-                       test=str(test) if test else None, epochs=epochs, steps=steps, batch_size=batch_size, lr=lr,
-                       max_length=max_length, class_weights=class_weights, tune_threshold=tune_threshold,
-                       patience=patience, metric=metric, max_train_examples=max_train_examples,
-                       init="random" if random_init else "pretrained", text_field=text_field, label_field=label_field,
-                       device=device, precision=precision, seed=seed)
+    options = dict(task=task, eval=str(eval_file) if eval_file else None, test=str(test) if test else None,
+                   epochs=epochs, steps=steps, batch_size=batch_size, lr=lr, max_length=max_length,
+                   class_weights=class_weights, tune_threshold=tune_threshold, patience=patience, metric=metric,
+                   max_train_examples=max_train_examples, init="random" if random_init else "pretrained",
+                   text_field=text_field, label_field=label_field, device=device, precision=precision, seed=seed)
+    options.update(_parse_sets(overrides))  # --set KEY=VALUE wins over the flag of the same name
+    summary = finetune(model, train, out, **options)
     print_metrics(f"eval (best step {summary['best_step']} of {summary['steps']})", summary["eval"])
     if summary["threshold"]:
         rule = summary["threshold"]
@@ -486,14 +502,15 @@ def finetune_command(
                   + f"; model and metrics.json in {summary['model_path']}", highlight=False, soft_wrap=True)
 
 
-@app.command()
+@app.command(epilog=example("corpus predict data.jsonl --model runs/clf -o runs/clf/predictions.jsonl",
+                            "corpus predict comments.parquet --model runs/clf --text-field body > labelled.jsonl"))
 @user_errors
 def predict(
     data: Annotated[Path, typer.Argument(help="JSONL/Parquet/CSV of texts (classify) or CoNLL/JSONL words (ner).")],
     model: Annotated[Path, typer.Option(help="A fine-tuned model folder.")],
     out: Annotated[Path | None, typer.Option("-o", "--out", help="Output JSONL (default: stdout).")] = None,
     text_field: Annotated[str | None, typer.Option(help="Field with the text (ner: the word list).")] = None,
-    batch_size: Annotated[int, typer.Option(help="Examples per forward pass.")] = 64,
+    batch_size: Annotated[int, typer.Option(min=1, help="Examples per forward pass.")] = 64,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
 ) -> None:
     """Label every record with a fine-tuned model: each input record plus its prediction and probabilities."""
@@ -508,7 +525,9 @@ def predict(
     console.print(table)
 
 
-@app.command("eval")
+@app.command("eval", epilog=example("corpus eval --model runs/site/model --suite my_suite.yaml -o runs/eval",
+                                    "corpus eval --model runs/site/model --suite shared --data-root ~/data/shared "
+                                    "--set epochs=2"))
 @user_errors
 def eval_command(
     model: Annotated[Path, typer.Option(help="Model folder: pretrained (fine-tuned per task) or fine-tuned.")],
@@ -533,18 +552,18 @@ def eval_command(
     atomic_write_json(out / "results.json", {"model": str(model), "suite": spec["name"], "rows": rows})
 
 
-@app.command()
+@app.command(epilog=example("corpus ablate --curated runs/site/curated --raw runs/site/crawl --suite my_suite.yaml"))
 @user_errors
 def ablate(
     curated: Annotated[Path, typer.Option(help="Curated shards.")],
     raw: Annotated[Path, typer.Option(help="The raw crawl of the same source.")],
     suite: Annotated[str, typer.Option(help="Suite YAML file or built-in name.")],
     out: Annotated[Path, typer.Option("-o", "--out", help="Output folder.")] = Path("runs/ablate"),
-    steps: Annotated[int, typer.Option(help="Pretraining steps for each corpus (the shared budget).")] = 300,
+    steps: Annotated[int, typer.Option(min=1, help="Pretraining steps for each corpus (the shared budget).")] = 300,
     preset: Annotated[str, typer.Option(help="Model size.")] = "mini",
-    seq_len: Annotated[int, typer.Option(help="Pretraining sequence length.")] = 128,
-    batch_size: Annotated[int, typer.Option(help="Pretraining sequences per step.")] = 32,
-    vocab_size: Annotated[int, typer.Option(help="WordPiece vocabulary size.")] = 8000,
+    seq_len: Annotated[int, typer.Option(min=16, help="Pretraining sequence length.")] = 128,
+    batch_size: Annotated[int, typer.Option(min=1, help="Pretraining sequences per step.")] = 32,
+    vocab_size: Annotated[int, typer.Option(min=64, help="WordPiece vocabulary size.")] = 8000,
     random_baseline: Annotated[bool, typer.Option(help="Also fine-tune the architecture from random weights.")]
     = True,
     data_root: Annotated[Path | None, typer.Option(help="Folder the suite's data paths are relative to.")] = None,
@@ -553,17 +572,22 @@ def ablate(
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
 ) -> None:
     """Pretrain the same small BERT on curated and raw text for the same budget; fine-tune both on a suite."""
+    from corpus.core.runs import check_separate
     from corpus.train.ablate import ablate as run_ablation
-    from corpus.train.evaluate import print_rows
+    from corpus.train.evaluate import load_suite, print_rows
 
+    check_separate(out, [curated, raw])
+    options = _parse_sets(overrides)
+    load_suite(suite, data_root)  # a missing suite or data file fails now, not after two pretraining runs
     result = run_ablation(curated, raw, suite, out, steps=steps, preset=preset, seq_len=seq_len,
                           batch_size=batch_size, vocab_size=vocab_size, random_baseline=random_baseline,
-                          data_root=data_root, only=only, finetune_options=_parse_sets(overrides), device=device)
+                          data_root=data_root, only=only, finetune_options=options, device=device)
     print_rows(f"ablation ({result['suite']}, {steps} steps x {batch_size} x {seq_len} tokens each)", result["rows"])
     print_table("curated minus raw", [(task, d) for task, d in result["curated_minus_raw"].items()])
 
 
-@app.command()
+@app.command(epilog=example("corpus report runs/site", "corpus report runs/a runs/b -o runs/compare",
+                            "corpus report runs/site/curated --format json > summary.json"))
 @user_errors
 def report(
     runs: Annotated[list[Path], typer.Argument(help="A run folder (crawl and/or curate outputs), or two to compare.",
@@ -572,9 +596,9 @@ def report(
     output_format: Annotated[str, typer.Option(
         "--format", help="html: report.html, datasheet.md, dataset card, JSON and Markdown; json or md: only that "
         "summary, also printed to stdout (for CI).")] = "html",
-    limit: Annotated[int, typer.Option(help="Documents read per shard folder for distributions and samples.")]
-    = 20_000,
-    samples: Annotated[int, typer.Option(help="Removed documents shown per stage and reason.")] = 3,
+    limit: Annotated[int, typer.Option(min=1, help="Documents read per shard folder for distributions and "
+                                               "samples.")] = 20_000,
+    samples: Annotated[int, typer.Option(min=0, help="Removed documents shown per stage and reason.")] = 3,
     card: Annotated[bool, typer.Option(help="Write the dataset card README.md into the curated folder.")] = True,
 ) -> None:
     """Audit a run: report.html (plots embedded), datasheet.md, a dataset card; or compare two runs."""
@@ -594,11 +618,12 @@ def report(
         sys.stdout.write(paths["json" if output_format == "json" else "markdown"].read_text(encoding="utf-8") + "\n")
 
 
-@app.command()
+@app.command(epilog=example("corpus demo", "corpus demo -o runs/demo2 --steps 200"))
 @user_errors
 def demo(
-    out: Annotated[Path, typer.Option("-o", "--out", help="Run folder.")] = Path("runs/demo"),
-    steps: Annotated[int, typer.Option(help="Pretraining steps.")] = 60,
+    out: Annotated[Path, typer.Option("-o", "--out", help="Run folder (an earlier demo's output there is replaced; "
+                                      "any other non-empty folder is refused).")] = Path("runs/demo"),
+    steps: Annotated[int, typer.Option(min=1, help="Pretraining steps.")] = 60,
 ) -> None:
     """Serve the bundled sample site on 127.0.0.1, crawl, curate, pretrain a tiny BERT, write the report."""
     from corpus.demo import run_demo
