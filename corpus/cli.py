@@ -395,8 +395,10 @@ def train_classifier_command(
     seed: Annotated[int, typer.Option(help="Random seed (held-out split and training).")] = 0,
 ) -> None:
     """Train a fastText classifier (e.g. toxic vs clean) and print its held-out precision and recall."""
+    from corpus.core.runs import check_separate
     from corpus.curate.classifier import train_classifier
 
+    check_separate(out, [data, valid])
     result = train_classifier(data, out, valid=valid, valid_fraction=valid_fraction, text_field=text_field,
                               label_field=label_field, epoch=epoch, lr=lr, word_ngrams=word_ngrams, dim=dim,
                               bucket=bucket, seed=seed)
@@ -490,6 +492,9 @@ def finetune_command(
                    max_train_examples=max_train_examples, init="random" if random_init else "pretrained",
                    text_field=text_field, label_field=label_field, device=device, precision=precision, seed=seed)
     options.update(_parse_sets(overrides))  # --set KEY=VALUE wins over the flag of the same name
+    from corpus.core.runs import check_separate
+
+    check_separate(out, [model, train, eval_file, test])
     summary = finetune(model, train, out, **options)
     print_metrics(f"eval (best step {summary['best_step']} of {summary['steps']})", summary["eval"])
     if summary["threshold"]:

@@ -122,6 +122,8 @@ def crawl(
         "CORPUS_WARC_DIR": str(warc_out) if warc_out else None,
         "CORPUS_WARC_MAX_BYTES": warc_max_bytes,
     }
+    if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise CorpusError(f"--redis-url {redis_url!r}: expected redis://HOST:PORT[/DB], rediss://... or unix://PATH")
     if redis_url:
         overrides.update({
             "REDIS_URL": redis_url,

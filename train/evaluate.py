@@ -51,6 +51,10 @@ def load_suite(spec: str | Path, data_root: str | Path | None = None) -> dict[st
         suite = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as err:
         raise CorpusError(f"{path}: invalid YAML ({err})") from err
+    except UnicodeDecodeError as err:
+        raise CorpusError(f"{path}: not a UTF-8 text file ({err.reason})") from err
+    except OSError as err:
+        raise CorpusError(f"{path}: cannot read the suite ({err.strerror})") from err
     if not isinstance(suite, dict) or not isinstance(suite.get("tasks"), dict) or not suite["tasks"]:
         raise CorpusError(f"{path}: a suite needs a 'tasks' mapping of name -> task")
     root = Path(data_root or os.environ.get("CORPUS_DATA_ROOT") or path.parent / suite.get("data_root", ".")).resolve()

@@ -104,6 +104,12 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError as err:
         raise CorpusError(f"{path}: config file does not exist") from err
+    except IsADirectoryError as err:
+        raise CorpusError(f"{path}: is a folder; give a pipeline YAML file") from err
+    except UnicodeDecodeError as err:
+        raise CorpusError(f"{path}: not a UTF-8 text file ({err.reason} at byte {err.start})") from err
+    except OSError as err:
+        raise CorpusError(f"{path}: cannot read ({err.strerror})") from err
     try:
         data = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - SafeLoader subclass
     except yaml.YAMLError as err:
@@ -191,7 +197,8 @@ def apply_override(config: dict[str, Any], override: str) -> None:
     try:
         value = parse_value(text) if text.strip() else None
     except yaml.YAMLError as err:
-        raise CorpusError(f"--set {override!r}: value is not valid YAML ({err})") from err
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise CorpusError(f"--set {override!r}: value is not valid YAML ({problem})") from err
     if "." not in key:
         if key not in TOP_LEVEL_KEYS - {"stages", "jobs"}:
             raise CorpusError(f"--set {key}: unknown setting; use STAGE_ID.PARAM=VALUE for stage parameters")
