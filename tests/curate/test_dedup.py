@@ -168,6 +168,27 @@ def test_verification_drops_candidates_below_the_threshold(tmp_path: Path) -> No
     assert counters(stats, "near")["clusters/false_positive_pairs"] >= 1
 
 
+def test_edited_copies_are_caught_but_posts_sharing_only_boilerplate_are_not(tmp_path: Path) -> None:
+    """The default rule: a copy with 4% of its words replaced (5-gram Jaccard about 0.6, below the old 0.75)
+    is a duplicate; 60 different short posts wrapped in the same long site header and footer (5-gram Jaccard
+    about 0.6 between any two) are not, because shingles found in 50+ documents do not count."""
+    rng = random.Random(11)
+    header, footer = text(rng, 60), text(rng, 60)
+    posts = [Document(f"post{i:02d}", f"{header}\n\n{text(rng, 30)}\n\n{footer}") for i in range(60)]
+    article = text(rng, 125)
+    docs = [Document("article", article), Document("edited", substitute(rng, article, 5)), *posts]
+    inp = write_shards(tmp_path / "in", docs)
+    stage = {"stage": "minhash_dedup", "id": "near"}
+    stats = run(pipeline(stage), inp, tmp_path / "default")
+    assert set(rejected(tmp_path / "default")) == {"edited"}
+    assert rejected(tmp_path / "default")["edited"].metadata["duplicate_of"] == "article"
+    assert counters(stats, "near")["clusters/false_positive_pairs"] > 0  # the posts were candidates, rejected
+    run(pipeline({**stage, "common_df": None}), inp, tmp_path / "all-shingles")
+    assert len(rejected(tmp_path / "all-shingles")) > 50  # counting boilerplate shingles merges the posts
+    run(pipeline({**stage, "threshold": 0.75, "common_df": None, "bands": 16, "rows": 6}), inp, tmp_path / "old")
+    assert "edited" in kept(tmp_path / "old")  # what the previous default (verified Jaccard 0.75) missed
+
+
 def test_text_without_spaces_uses_character_shingles(tmp_path: Path) -> None:
     rng = random.Random(4)
     han = "".join(chr(0x4E00 + rng.randrange(3000)) for _ in range(400))

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
 from datasketch import MinHash
 
-from corpus.curate.dedup_index import Run, UnionFind, bucket_edges, merge_runs
+from corpus.curate.dedup_index import Part, Run, UnionFind, bucket_edges, merge_runs
 from corpus.curate.minhash import (
+    ExactJaccard,
     band_keys,
     candidate_probability,
     choose_bands,
@@ -158,3 +160,23 @@ def test_union_find_components_match_a_graph_search() -> None:
                     component[nxt] = start
                     stack.append(nxt)
     assert np.array_equal(roots, component)
+
+
+def test_verifier_leaves_common_shingles_out_and_falls_back_to_all_of_them(tmp_path: Path) -> None:
+    """Shingles in `common_df` or more documents (boilerplate) do not count, unless nothing else is left."""
+    boiler = np.arange(100, dtype=np.uint32)
+    own = [np.arange(1000, 1020), np.arange(2000, 2020), np.r_[np.arange(1000, 1018), [5000, 5001]]]
+    sets = [np.union1d(boiler, o).astype(np.uint32) for o in own]
+    sets += [boiler[:90].copy(), boiler[:80].copy()]  # pages that are all boilerplate
+    offsets = np.concatenate([[0], np.cumsum([len(x) for x in sets])]).astype(np.int64)
+    np.concatenate(sets).tofile(tmp_path / "00000.shingles.u32")
+    np.save(tmp_path / "00000.shingle_offsets.npy", offsets)
+    parts = [Part(tmp_path, "00000", 0, len(sets), old=False)]
+    verify = ExactJaccard(parts, threshold=0.5, common_df=4, full_threshold=0.95)
+    # 0-1: the same boilerplate around different text (all-shingle Jaccard 0.71): not duplicates;
+    # 0-2: the same text, 2 of 20 shingles changed: duplicates; 3-4: nothing distinctive, so all shingles
+    # (Jaccard 0.89) are compared with the threshold.
+    assert verify(np.array([0, 0, 3]), np.array([1, 2, 4])).tolist() == [False, True, True]
+    assert ExactJaccard(parts, threshold=0.5, common_df=None)(np.array([0]), np.array([1])).tolist() == [True]
+    assert ExactJaccard(parts, 0.5, common_df=4, full_threshold=0.7)(np.array([0]), np.array([1])).tolist() == [True]
+    assert ExactJaccard(parts, 0.9, common_df=4)(np.array([3]), np.array([4])).tolist() == [False]
