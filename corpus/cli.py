@@ -30,7 +30,9 @@ def user_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except CorpusError as err:
-            console.print(f"[red]error:[/red] {err}", highlight=False, soft_wrap=True)
+            from rich.markup import escape  # a message may hold [brackets]: a list, a URL pattern, a path
+
+            console.print(f"[red]error:[/red] {escape(str(err))}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
             console.print("interrupted: no partial shard was published; run the same command again to resume")
@@ -216,6 +218,8 @@ def curate(
 
 
 def print_curate_summary(stats: dict[str, Any]) -> None:
+    from rich.markup import escape
+
     table = Table(title=f"curate: {stats['documents_in']} in, {stats['documents_kept']} kept")
     for column in ("stage", "in", "kept", "removed (by reason)", "seconds"):
         table.add_column(column, justify="left" if column.startswith(("stage", "removed")) else "right")
@@ -232,11 +236,11 @@ def print_curate_summary(stats: dict[str, Any]) -> None:
         listed = ", ".join(f"{name} ({n})" for name, n in list(files.items())[:5])
         more = f" and {len(files) - 5} more file(s)" if len(files) > 5 else ""
         console.print(f"[yellow]{stats.get('malformed', 0)} malformed record(s), {stats.get('empty_files', 0)} "
-                      f"empty file(s) quarantined[/yellow]{where}: {listed}{more}; first: {stats['quarantined'][0]}",
-                      highlight=False, soft_wrap=True)
+                      f"empty file(s) quarantined[/yellow]{escape(where)}: {escape(listed)}{more}; first: "
+                      f"{escape(stats['quarantined'][0])}", highlight=False, soft_wrap=True)
     if stats.get("errors"):
         where = "" if stats.get("dry_run") else f" recorded under {stats['output']}/errors/"
-        console.print(f"[yellow]{stats['errors']} stage error(s)[/yellow]{where}")
+        console.print(f"[yellow]{stats['errors']} stage error(s)[/yellow]{escape(where)}")
     if stats.get("audit"):
         from corpus.curate.audit import print_audit
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from corpus.core.errors import CorpusError
 from corpus.crawl.stats import summary_table
@@ -77,10 +78,10 @@ def run(
     console.print(table_rows)
     errors = Console(stderr=True)
     for seed in summary.get("failed_seeds") or []:
-        errors.print(f"seed failed: {seed['url']}: {seed['reason'].replace('_', ' ')}", highlight=False,
+        errors.print(escape(f"seed failed: {seed['url']}: {seed['reason'].replace('_', ' ')}"), highlight=False,
                      soft_wrap=True)
     for failed in summary.get("files_failed") or []:
-        errors.print(f"archive failed: {failed['path']}: {failed['error']}", highlight=False, soft_wrap=True)
+        errors.print(escape(f"archive failed: {failed['path']}: {failed['error']}"), highlight=False, soft_wrap=True)
     held = _documents_in(out / "data")
     if held == 0:
         seeds_failed = len(summary.get("failed_seeds") or [])

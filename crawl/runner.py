@@ -345,6 +345,10 @@ def _run_child(config_path: str) -> int:
             flat = merge_run_stats(json.loads(previous.read_text()), flat)
         except ValueError:
             pass
+    try:  # what the folder holds now, whichever run wrote it
+        flat["corpus/documents_published"] = int(read_manifest(out / "data").get("documents", 0))
+    except CorpusError:
+        pass
     atomic_write_json(out / "crawl_stats.json", flat)
     atomic_write_json(out / "stats.json", summarize(flat))
     write_dataset_card(out, settings.get("CORPUS_FORMAT", "parquet"))

@@ -138,8 +138,9 @@ def predict_file(model_dir: str | Path, data: str | Path, out: str | Path | None
         check_separate(out, [data, model_dir])
         if out.is_dir():
             raise CorpusError(f"-o {out}: is a folder; give a file name such as {out / 'predictions.jsonl'}")
-        out.parent.mkdir(parents=True, exist_ok=True)
     predictor = Predictor(model_dir, device=device, batch_size=batch_size)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
     examples = predictor.read(data, text_field)
     started = time.perf_counter()
     bar = None
