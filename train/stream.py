@@ -298,18 +298,23 @@ def eval_examples(store: str | Path, *, objective: str, seq_len: int, cls_id: in
     return examples[:limit]
 
 
-def unigram_counts(store: str | Path, vocab_size: int, max_tokens: int = 50_000_000) -> torch.Tensor:
-    """Token frequencies of (at most the first `max_tokens` of) the training split: the unigram baseline."""
+def unigram_counts(store: str | Path, vocab_size: int, max_tokens: int = 10_000_000) -> torch.Tensor:
+    """Token frequencies of (at most the first `max_tokens` of) the training split: the unigram baseline.
+    Counted in blocks, so memory stays small however large the store."""
     folder = Path(store)
     manifest = read_store_manifest(folder)
     counts = np.ones(vocab_size, dtype=np.float64)  # add-one smoothing
     seen = 0
+    block = 1 << 20
     for entry in manifest["splits"]["train"]["shards"]:
-        if seen >= max_tokens:
-            break
         path = folder / f"{entry['name']}.ids"
-        if path.stat().st_size:
-            ids = np.memmap(path, dtype=manifest["dtype"], mode="r")[: max_tokens - seen]
-            counts += np.bincount(ids, minlength=vocab_size)[:vocab_size]
-            seen += len(ids)
+        if seen >= max_tokens or not path.stat().st_size:
+            continue
+        ids = np.memmap(path, dtype=manifest["dtype"], mode="r")
+        limit = min(len(ids), max_tokens - seen)
+        for start in range(0, limit, block):
+            part = np.asarray(ids[start : min(start + block, limit)])
+            counts += np.bincount(part, minlength=vocab_size)[:vocab_size]
+            seen += len(part)
+        del ids
     return torch.from_numpy(counts)

@@ -36,7 +36,15 @@ from typing import Any
 import numpy as np
 
 from corpus.core.errors import CorpusError
-from corpus.core.io import atomic_write_bytes, atomic_write_json, list_shards, read_shard, sha256_file
+from corpus.core.io import (
+    atomic_write_bytes,
+    atomic_write_json,
+    list_shards,
+    read_manifest,
+    read_shard,
+    sha256_file,
+)
+from corpus.core.pieces import plan, read_piece
 
 FORMAT = "corpus-tokens/1"
 MANIFEST = "manifest.json"
@@ -53,12 +61,13 @@ class StoreSettings:
     max_eval_docs: int = 10_000  # ...at most this many (expected), whatever the corpus size
     max_segment_tokens: int = MAX_SEGMENT_TOKENS
     seed: int = 0  # the held-out split and the tokenizer's sample
+    piece_mb: int = 256  # input shards larger than this are tokenised in pieces, one task each (as curation)
 
     def check(self) -> None:
         if not 0 <= self.eval_fraction < 1:
             raise CorpusError(f"eval_fraction must be in [0, 1), got {self.eval_fraction}")
-        if self.max_eval_docs < 0 or self.max_segment_tokens < 8:
-            raise CorpusError("max_eval_docs must be >= 0 and max_segment_tokens >= 8")
+        if self.max_eval_docs < 0 or self.max_segment_tokens < 8 or self.piece_mb < 1:
+            raise CorpusError("max_eval_docs must be >= 0, max_segment_tokens >= 8 and piece_mb >= 1")
 
 
 def is_store(folder: str | os.PathLike) -> bool:
@@ -100,9 +109,9 @@ def input_fingerprint(paths: list[Path]) -> list[dict[str, Any]]:
         folder = path.parent
         if folder not in manifests:
             try:
-                listed = json.loads((folder / "manifest.json").read_text()).get("shards", [])
-                manifests[folder] = {s["name"]: s["sha256"] for s in listed if "sha256" in s}
-            except (OSError, ValueError, KeyError, TypeError, AttributeError):
+                listed = read_manifest(folder).get("shards", [])
+                manifests[folder] = {Path(s["name"]).name: s["sha256"] for s in listed if "sha256" in s}
+            except (CorpusError, KeyError, TypeError, AttributeError):
                 manifests[folder] = {}
         stat = path.stat()
         entry: dict[str, Any] = {"name": path.name, "bytes": stat.st_size}
@@ -220,6 +229,7 @@ class TokenizeTask:
     max_segment_tokens: int
     dtype: str
     parallel_tokenizer: bool = True
+    piece: tuple[int, int] | None = None  # (index, parts) of a large input shard
 
     @property
     def label(self) -> str:
@@ -331,7 +341,9 @@ def tokenize_shard(task: TokenizeTask) -> dict[str, Any]:
 
     try:
         for path in task.inputs:
-            for doc in read_shard(path, on_malformed=malformed):
+            docs = (read_piece(path, task.piece[0], task.piece[1], malformed) if task.piece
+                    else read_shard(path, on_malformed=malformed))
+            for doc in docs:
                 counts["documents_in"] += 1
                 block.append((doc.id, doc.text))
                 if len(block) >= BLOCK_DOCS:
@@ -434,10 +446,12 @@ def build_token_store(
 
         executor = LocalExecutor(workers=workers or 1, progress=progress)
     parallel = getattr(executor, "workers", 1) == 1
-    tasks = [TokenizeTask(rank=i, inputs=[str(p)], out_dir=str(out), key=key, eval_rate=rate,
+    pieces = [(path, (i, parts) if parts > 1 else None)
+              for path in paths for parts in [plan(path, settings.piece_mb * 1_000_000)] for i in range(parts)]
+    tasks = [TokenizeTask(rank=rank, inputs=[str(path)], out_dir=str(out), key=key, eval_rate=rate,
                           seed=settings.seed, max_segment_tokens=settings.max_segment_tokens, dtype=dtype,
-                          parallel_tokenizer=parallel) for i, p in enumerate(paths)]
-    results = executor.map(tasks, f"tokenize ({len(tasks)} shards)", fn=tokenize_shard)
+                          parallel_tokenizer=parallel, piece=piece) for rank, (path, piece) in enumerate(pieces)]
+    results = executor.map(tasks, f"tokenize ({len(tasks)} pieces of {len(paths)} shards)", fn=tokenize_shard)
     manifest = {
         "format": FORMAT,
         "key": key,
