@@ -1,12 +1,17 @@
-"""Training throughput: our loop (`train/loop.py`) against the Hugging Face `Trainer` on the same batches.
+"""Training throughput: our loop (`train/loop.py`), unpadded and padded, against the Hugging Face `Trainer`.
 
     python benchmarks/train_throughput.py --device cpu --preset mini          # CPU: a small preset
     python benchmarks/train_throughput.py --device cuda --preset base         # GPU: BERT-base, seq 128, bf16
 
-Both train `BertForPreTraining` (same config, same initial weights, same pre-masked batches from our data
-pipeline) with AdamW, warmup, clipping, bf16 autocast on CUDA and fp32 on CPU. Tokens/s counts real
-(non-padding) tokens after a few warm-up steps. MFU = (6 x non-embedding params + attention term) x tokens/s
-over the device's peak: a table of dense bf16/TF32 peaks for GPUs; on CPU the peak is measured (a large fp32
+Three runs side by side, all training `BertForPreTraining` (same config, same initial weights, same
+pre-masked batches from our data pipeline) with AdamW, warmup, clipping, bf16 autocast on CUDA and fp32 on CPU:
+- ours, unpadded: each batch through `corpus.train.unpadded.unpad` (real tokens only, a fixed token budget:
+  the largest batch of the pool rounded up to 64) and `UnpaddedBertForPreTraining`; compiled on CUDA;
+- ours, padded: today's path, `PretrainingObjective` on the padded batches;
+- the HF `Trainer` on the stock model and the padded batches.
+Tokens/s counts real (non-padding) tokens after a few warm-up steps. MFU: model FLOPs (6 x non-embedding params
+per real token + attention over real lengths, `corpus.train.hardware`) per second over the device's peak; HFU:
+the FLOPs each run executes. GPUs: the dense bf16 datasheet peak; on CPU the peak is measured (a large fp32
 matmul), so CPU "MFU" means "fraction of what this CPU reaches on a plain matmul".
 The last line printed is one JSON object.
 """
@@ -29,10 +34,12 @@ from docs_section import replace_section
 
 from corpus.core.io import read_documents
 from corpus.train import data as D
-from corpus.train.loop import LoopConfig, Runtime, peak_flops, train
-from corpus.train.models import bert_config, build_model, flops_per_token, non_embedding_params
+from corpus.train.hardware import hardware_flops, lookup_peak, model_flops
+from corpus.train.loop import LoopConfig, Runtime, train
+from corpus.train.models import bert_config, build_model, non_embedding_params
 from corpus.train.pretrain import PretrainingObjective
 from corpus.train.tokenizer import round_up, train_tokenizer
+from corpus.train.unpadded import UnpaddedBertForPreTraining, attention_backend, unpad
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "agnews"
@@ -68,16 +75,42 @@ def measured_tokens(batches: list[dict], args: argparse.Namespace) -> int:
     return sum(int(batches[i % len(batches)]["attention_mask"].sum()) for i in steps)
 
 
-def run_ours(model: torch.nn.Module, batches: list[dict], args: argparse.Namespace, device: torch.device,
-             out: Path) -> float:
+def run_ours(module: torch.nn.Module, batches: list[dict], args: argparse.Namespace, device: torch.device,
+             out: Path, compile: bool = False) -> float:
     """Tokens/s of our loop over the steps after the warm-up ones (timed by its own log)."""
     config = LoopConfig(steps=args.warmup + args.steps, lr=1e-4, warmup_steps=args.warmup,
-                        log_every=args.warmup, progress=False, compile=args.compile)
-    train(PretrainingObjective(model), itertools.cycle(batches), lambda m, b: m(**b), config, out,
-          Runtime(device))
+                        log_every=args.warmup, progress=False, compile=compile)
+    train(module, itertools.cycle(batches), lambda m, b: m(**b), config, out, Runtime(device))
     records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert records[0]["step"] == args.warmup and records[-1]["step"] == args.warmup + args.steps
     return measured_tokens(batches, args) / (records[-1]["elapsed_s"] - records[0]["elapsed_s"])
+
+
+def token_budget(batches: list[dict]) -> int:
+    """The fixed budget for unpadding these batches: the largest batch's real tokens, rounded up to 64."""
+    return -(-max(int(b["attention_mask"].sum()) for b in batches) // 64) * 64
+
+
+def utilisation(config: Any, n_params: int, padded: list[dict], unpadded: list[dict] | None,
+                args: argparse.Namespace) -> dict[str, float]:
+    """FLOPs per measured step for MFU (real tokens) and HFU (what each path executes)."""
+    steps = [padded[i % len(padded)] for i in range(args.warmup, args.warmup + args.steps)]
+    lengths = torch.cat([b["attention_mask"].sum(1) for b in steps])
+    rows = sum(b["input_ids"].numel() for b in steps)
+    square = sum(b["input_ids"].shape[0] * b["input_ids"].shape[1] ** 2 for b in steps)
+    flops = {"model": model_flops(config, n_params, lengths),
+             "hf": hardware_flops(config, n_params, tokens=rows, attention_square=square, head_rows=rows),
+             "padded": hardware_flops(config, n_params, tokens=rows, attention_square=square,
+                                      head_rows=sum(len(b["mlm_positions"]) for b in steps))}
+    if unpadded is not None:
+        budget, slots = unpadded[0]["input_ids"].numel(), len(unpadded[0]["mlm_positions"])
+        if args.attention == "sdpa":  # the padded (sequences x seq_len) grid
+            square = len(steps) * (len(unpadded[0]["cu_seqlens"]) - 1) * args.seq_len**2
+        else:  # each real sequence, plus the budget's tail in sequences of at most seq_len
+            square = float((lengths.double() ** 2).sum()) + (budget * len(steps) - float(lengths.sum())) * args.seq_len
+        flops["unpadded"] = hardware_flops(config, n_params, tokens=budget * len(steps), attention_square=square,
+                                           head_rows=slots * len(steps))
+    return flops
 
 
 def run_hf_trainer(model: torch.nn.Module, batches: list[dict], args: argparse.Namespace,
@@ -87,11 +120,12 @@ def run_hf_trainer(model: torch.nn.Module, batches: list[dict], args: argparse.N
 
     times: list[float] = []
 
-    class Clock(TrainerCallback):
-        def on_step_end(self, *_: Any, **__: Any) -> None:
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            times.append(time.perf_counter())
+    class Clock(TrainerCallback):  # waits for the GPU only where it reads the clock, as our loop does
+        def on_step_end(self, _args: Any, state: Any, *__: Any, **___: Any) -> None:
+            if state.global_step in (args.warmup, args.warmup + args.steps):
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                times.append(time.perf_counter())
 
     class InOrder(Trainer):  # the same batch order as our loop, so both count the same tokens
         def _get_train_sampler(self, *_: Any, **__: Any) -> torch.utils.data.Sampler:
@@ -109,36 +143,50 @@ def run_hf_trainer(model: torch.nn.Module, batches: list[dict], args: argparse.N
     trainer = InOrder(model=model, args=training_args, train_dataset=stock,
                       data_collator=lambda items: items[0], callbacks=[Clock()])
     trainer.train()
-    return measured_tokens(batches, args) / (times[-1] - times[args.warmup - 1])
+    return measured_tokens(batches, args) / (times[-1] - times[0])
 
 
 def write_docs(result: dict[str, Any], command: str) -> Path:
     """Replace (or append) our section of docs/benchmarks.md, leaving the others alone."""
-    mfu = f"{result['mfu']:.1%}" if result["mfu"] is not None else "n/a"
-    gpu_note = "; no GPU figure yet: run with `--device cuda --preset base` where one is available."
-    section = "\n".join([
+    def pct(value: float | None) -> str:
+        return f"{value:.1%}" if value is not None else "n/a"
+
+    runs = result["runs"]
+    lines = [
         SECTION,
         "",
         f"`{command}`",
         "",
-        "| device | model | seq x batch | ours tokens/s | HF Trainer tokens/s | ratio | MFU (ours) "
-        "| peak used |",
-        "|---|---|---|---|---|---|---|---|",
-        f"| {result['device']} | {result['model']} | {result['seq_len']} x {result['batch_size']} | "
-        f"{result['tokens_per_s']:,.0f} | {result['hf_trainer_tokens_per_s']:,.0f} | "
-        f"{result['ratio_vs_hf_trainer']:.2f}x | {mfu} | {result['peak_flops_source']} |",
+        f"{result['device']}, bert-{result['preset']}, seq {result['seq_len']} x batch {result['batch_size']}, "
+        f"{result['precision']}; real tokens are {result['real_token_fraction']:.0%} of the padded batches. "
+        f"Peak: {result['peak_flops_source']}.",
         "",
-        "Same `BertForPreTraining`, initial weights and pre-masked batches for both; real (non-padding) "
-        f"tokens only, after {result['warmup_steps']} warm-up steps. Our loop runs the MLM vocabulary "
-        "projection on the masked positions only; the Trainer runs the stock model, which projects every "
-        "position.",
+        "| run | tokens/s | vs HF Trainer | MFU | HFU |",
+        "|---|---|---|---|---|",
+    ]
+    hf = runs["HF Trainer"]["tokens_per_s"]
+    for name, run in runs.items():
+        lines.append(f"| {name} | {run['tokens_per_s']:,.0f} | {run['tokens_per_s'] / hf:.2f}x"
+                     f" | {pct(run['mfu'])} | {pct(run['hfu'])} |")
+    lines += [
+        "",
+        "Same `BertForPreTraining` config, initial weights and pre-masked batches for all three; tokens/s counts real "
+        f"(non-padding) tokens only, after {result['warmup_steps']} warm-up steps, best of {result['repeats']} "
+        "alternating runs. *unpadded*: `corpus.train.unpadded` (each batch's real tokens in a fixed budget of "
+        f"{result['token_budget']} tokens, attention `{result['attention']}`"
+        f"{', torch.compile' if result['compile_unpadded'] else ', eager'}); *padded*: today's `PretrainingObjective` "
+        "on the padded batches; both run the MLM vocabulary projection on the masked positions only. The Trainer "
+        "runs the stock model, which projects every position. MFU counts 6 x non-embedding parameters per real token "
+        "plus attention over each sequence's real length; HFU counts what each run executes (padding, the budget's "
+        "tail, the vocabulary projection on every row it runs on).",
         "",
         f"Machine load average at the end of the run: {result['load_average']} on {result['cpu_cores']} cores"
-        + (gpu_note if "cpu" in result["device"] else "."),
+        + ("; on CPU the peak is a measured fp32 matmul, so MFU reads as a fraction of what this CPU reaches on "
+           "a plain matmul. GPU figures: `benchmarks/gpu_suite.sh` (section below)."
+           if "cpu" in result["device"] else "."),
         "",
-    ])
-    path = replace_section(SECTION, section)
-    return path
+    ]
+    return replace_section(SECTION, "\n".join(lines))
 
 
 def main() -> None:
@@ -155,7 +203,9 @@ def main() -> None:
     parser.add_argument("--vocab-size", type=int, default=8000)
     parser.add_argument("--repeats", type=int, default=2, help="alternating runs of each; the best counts")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
-    parser.add_argument("--compile", action="store_true", help="torch.compile in both loops")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the padded runs (ours and HF)")
+    parser.add_argument("--compile-unpadded", choices=("auto", "on", "off"), default="auto",
+                        help="torch.compile the unpadded run (auto: on for CUDA, off on CPU)")
     parser.add_argument("--write-docs", action="store_true", help="write the table into docs/benchmarks.md")
     args = parser.parse_args()
 
@@ -167,12 +217,16 @@ def main() -> None:
     args.preset = args.preset or ("base" if cuda else "mini")
     args.batch_size = args.batch_size or (128 if cuda else 16)
     args.steps = args.steps or (100 if cuda else 20)
+    compile_unpadded = args.compile_unpadded == "on" or (args.compile_unpadded == "auto" and cuda)
+    args.attention = attention_backend(device, torch.bfloat16 if cuda else torch.float32)
     if cuda:
         torch.backends.cuda.matmul.allow_tf32 = True
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         tok, batches = make_batches(args.data, args, tmp / "tokenizer")
+        budget = token_budget(batches)
+        flat = [unpad(b, token_budget=budget, max_sequences=args.batch_size) for b in batches]
         config = bert_config(args.preset, vocab_size=round_up(len(tok)))
         torch.manual_seed(0)
         initial = build_model(config).state_dict()
@@ -182,25 +236,54 @@ def main() -> None:
             model.load_state_dict(initial)
             return model
 
-        ours = hf = 0.0
+        best = {"ours, unpadded": 0.0, "ours, padded": 0.0, "HF Trainer": 0.0}
         for _ in range(args.repeats):  # alternate, keep the best of each: robust to a busy machine
-            ours = max(ours, run_ours(fresh(), batches, args, device, tmp / "ours"))
-            hf = max(hf, run_hf_trainer(fresh().to(device), batches, args, device, tmp / "hf"))
+            runs = {
+                "ours, unpadded": lambda: run_ours(UnpaddedBertForPreTraining(fresh(), max_seqlen=args.seq_len),
+                                                   flat, args, device, tmp / "unpadded", compile_unpadded),
+                "ours, padded": lambda: run_ours(PretrainingObjective(fresh()), batches, args, device,
+                                                 tmp / "padded", args.compile),
+                "HF Trainer": lambda: run_hf_trainer(fresh().to(device), batches, args, device, tmp / "hf"),
+            }
+            for name, run in runs.items():
+                best[name] = max(best[name], run())
         n_params = non_embedding_params(fresh())
 
     if cuda:
-        peak, source = peak_flops(device, "bf16"), f"{torch.cuda.get_device_name(device)} bf16 datasheet"
+        peak, source = lookup_peak(torch.cuda.get_device_name(device), "bf16")
+        source = f"{torch.cuda.get_device_name(device)}, dense bf16, {source}"
     else:
         peak, source = measured_matmul_flops(device), "measured fp32 matmul"
-    flops = flops_per_token(config, n_params, args.seq_len)
+    flops = utilisation(config, n_params, batches, flat, args)
+    steps = [batches[i % len(batches)] for i in range(args.warmup, args.warmup + args.steps)]
+    tokens = sum(int(b["attention_mask"].sum()) for b in steps)
+    executed = {"ours, unpadded": "unpadded", "ours, padded": "padded", "HF Trainer": "hf"}
+
+    def rate(name: str, kind: str) -> float | None:
+        seconds = tokens / best[name]  # the measured steps' wall time
+        return round(flops[kind] / seconds / peak, 4) if peak else None
+
+    runs_out = {name: {"tokens_per_s": round(value, 1), "mfu": rate(name, "model"), "hfu": rate(name, executed[name])}
+                for name, value in best.items()}
+    ours, hf = best["ours, unpadded"], best["HF Trainer"]
     result = {
         "device": torch.cuda.get_device_name(device) if cuda else f"cpu ({torch.get_num_threads()} threads)",
         "model": f"bert-{args.preset}",
+        "preset": args.preset,
+        "runs": runs_out,
         "tokens_per_s": round(ours, 1),
+        "padded_tokens_per_s": round(best["ours, padded"], 1),
         "hf_trainer_tokens_per_s": round(hf, 1),
         "ratio_vs_hf_trainer": round(ours / hf, 3),
-        "mfu": round(flops * ours / peak, 4) if peak else None,
-        "hf_trainer_mfu": round(flops * hf / peak, 4) if peak else None,
+        "ratio_vs_padded": round(ours / best["ours, padded"], 3),
+        "mfu": runs_out["ours, unpadded"]["mfu"],
+        "hfu": runs_out["ours, unpadded"]["hfu"],
+        "hf_trainer_mfu": runs_out["HF Trainer"]["mfu"],
+        "real_token_fraction": round(tokens / sum(b["input_ids"].numel() for b in steps), 4),
+        "budget_fill": round(tokens / (budget * len(steps)), 4),
+        "token_budget": budget,
+        "attention": args.attention,
+        "compile_unpadded": compile_unpadded,
         "peak_flops": peak,
         "peak_flops_source": source,
         "seq_len": args.seq_len,
