@@ -94,3 +94,33 @@ def test_sigkill_loses_nothing_and_the_rerun_resumes(tmp_path: Path) -> None:
         _, err = proc.communicate(timeout=60)
         assert proc.returncode == 1 and "killed by signal 9" in " ".join(err.decode().split())
         finish_and_check(server, out, published_urls(out))
+
+
+def _alive(pid: int) -> bool:
+    """True while `pid` runs (a zombie waiting for a reaper has stopped running)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="Linux only (PR_SET_PDEATHSIG)")
+def test_sigkill_of_corpus_crawl_leaves_no_crawler_behind_and_the_rerun_resumes(tmp_path: Path) -> None:
+    """A scheduler, a container stop or the OOM killer SIGKILLs `corpus crawl`: its crawler child must stop too,
+    so it neither fetches on nor holds the job folder's lock, and the resume ends with every page exactly once."""
+    out = tmp_path / "out"
+    with site() as server:
+        proc = start_cli(server.url + "/", out)
+        wait_for_shards(out, 2, proc)
+        crawler_pid = int((out / "_job" / "lock").read_text())
+        assert crawler_pid != proc.pid and _alive(crawler_pid)
+        proc.kill()
+        proc.wait(timeout=30)  # not communicate(): that would wait for the child too, which holds the pipe
+        # At once, not after a graceful shutdown: the crawler is killed with its parent (PR_SET_PDEATHSIG).
+        deadline = time.monotonic() + 0.5
+        while _alive(crawler_pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(crawler_pid), "the crawler outlived the corpus crawl that started it"
+        proc.communicate(timeout=30)
+        finish_and_check(server, out, published_urls(out))
