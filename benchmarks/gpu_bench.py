@@ -441,7 +441,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4, help="data worker processes for our loop")
     parser.add_argument("--no-compile", dest="compile", action="store_false")
     parser.add_argument("--write-docs", action="store_true")
+    parser.add_argument("--from-json", type=Path, help="write the docs section from a saved result (no run)")
     args = parser.parse_args()
+    if args.from_json:  # the device returns $OUT/gpu_bench.json; the docs are written where the repository is
+        saved = json.loads(args.from_json.read_text())
+        print(f"wrote {write_docs(saved, 'bash benchmarks/gpu_suite.sh')}")
+        return
     if args.smoke:
         args.preset, args.documents, args.vocab_size, args.model_vocab = "tiny", 300, 2000, 2048
         args.batch, args.steps, args.warmup, args.hf_pool, args.learn_seconds = 8, 4, 2, 4, 10.0

@@ -182,7 +182,7 @@ def write_docs(result: dict[str, Any], command: str) -> Path:
         "",
         f"Machine load average at the end of the run: {result['load_average']} on {result['cpu_cores']} cores"
         + ("; on CPU the peak is a measured fp32 matmul, so MFU reads as a fraction of what this CPU reaches on "
-           "a plain matmul. GPU figures: `benchmarks/gpu_suite.sh` (section below)."
+           "a plain matmul. GPU figures: section \"GPU pretraining (gpu_suite.sh)\"."
            if "cpu" in result["device"] else "."),
         "",
     ]
