@@ -180,6 +180,7 @@ def quality_run(args: argparse.Namespace, work: Path, split: str) -> dict[str, A
     return {"corpus": split, "seed": seed, "documents": len(corpus.docs),
             "text_mib": round(sum(len(t) for t in texts) / 2**20, 1), "sources": corpus.sources,
             "planted_pairs": len(corpus.planted), "natural_pairs": len(corpus.natural),
+            "ambiguous_pairs": len(corpus.ambiguous),
             "truth_pairs": len(dc.pairs_of(dc.truth_clusters(corpus))),
             "negatives": sum(1 for d in corpus.docs if d["metadata"].get("boilerplate_negative")),
             "results": results}
@@ -277,7 +278,9 @@ def quality_markdown(q: dict[str, Any]) -> list[str]:
     lines = [f"### {q['corpus']} corpus (seed {q['seed']})", "",
              f"{q['documents']:,} documents ({q['text_mib']} MiB): " + "; ".join(
                  f"{k} from {v}" for k, v in q["sources"].items()) +
-             f". {q['planted_pairs']:,} planted copies, {q['natural_pairs']} natural duplicate pairs, "
+             f". {q['planted_pairs']:,} planted copies, {q['natural_pairs']} natural duplicate pairs "
+             f"({q['ambiguous_pairs']} more pairs of originals are ambiguous and left out of the scores: linked by "
+             + ", ".join(f"{NAMES[n].split(' (')[0]} {r[n]['ambiguous_pairs_linked']}" for n in names) + "), "
              f"{q['negatives']} unrelated originals wrapped in shared boilerplate; {q['truth_pairs']:,} true pairs.",
              "", "| system | pair P | pair R | pair F1 | recall, copies with <= 5% edits | removal precision | "
              "documents wrongly removed | seconds | peak RSS MB |", "|---|---|---|---|---|---|---|---|---|"]
@@ -322,7 +325,9 @@ def markdown(quality: list[dict[str, Any]] | None, scale: list[dict[str, Any]] |
     if quality:
         lines += ["Truth by construction (`benchmarks/dedup_corpus.py`): every planted copy is a duplicate of its "
                   "original whatever its shingle similarity; natural duplicates among the originals are pairs whose "
-                  f"word alignment (difflib ratio) is >= {dc.NATURAL_RATIO}. Pair scores count every pair inside "
+                  f"word alignment (difflib ratio, runs of a repeated word counted once) is >= {dc.NATURAL_RATIO}, "
+                  f"and pairs between {dc.AMBIGUOUS_RATIO} and {dc.NATURAL_RATIO} (mostly templated pages) count "
+                  "neither way. Pair scores count every pair inside "
                   "a cluster; removal precision is the share of removed documents whose cluster keeps a true "
                   "duplicate of them. The defaults were chosen on the tuning corpus only (docs/dedup.md); the "
                   "held-out corpus shares no source text with it.", ""]
