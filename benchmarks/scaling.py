@@ -105,8 +105,10 @@ def folder_bytes(folder: Path) -> int:
 
 
 def shard_digests(out: Path) -> dict[str, str]:
+    from corpus.core.io import read_manifest
+
     return {f"{part}/{s['name']}": s["sha256"] for part in ("data", "rejected")
-            for s in json.loads((out / part / "manifest.json").read_text())["shards"]}
+            for s in read_manifest(out / part)["shards"]}
 
 
 # --- 1. scaling ----------------------------------------------------------------------------------

@@ -47,8 +47,10 @@ def load_suite(spec: str | Path, data_root: str | Path | None = None) -> dict[st
             path = suites_dir() / f"{spec}.yaml"
         else:
             raise CorpusError(f"{spec}: no such suite file; built-in suites: {', '.join(list_suites())}")
-    try:
-        suite = yaml.safe_load(path.read_text(encoding="utf-8"))
+    from corpus.core.config import parse_value
+
+    try:  # YAML 1.2 booleans: a label `no` stays the string "no"
+        suite = parse_value(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as err:
         raise CorpusError(f"{path}: invalid YAML ({err})") from err
     except UnicodeDecodeError as err:

@@ -48,7 +48,7 @@ LEGACY_LAYOUTS: dict[str, tuple[str, ...]] = {
     "curate": ("_work/completions", "config.yaml"),
     "crawl": ("crawl_config.json",),
     "crawl-archive": ("_job/warc",),
-    "model": ("pretrain_config.json",),
+    "model": ("train_config.json", "config.json"),
 }
 # Names that never make a folder "the user's": hidden files editors and OSes drop, and our own lock/marker.
 IGNORED = {".DS_Store", "Thumbs.db", MARKER}
