@@ -70,7 +70,7 @@ def dataset_card(facts: dict[str, Any]) -> str:
              f"(about {_n(s.get('tokens_kept'))} tokens, {facts['tokens_method']}) kept of "
              f"{_n(s.get('documents_in'))} read.", "",
              "## Dataset Structure", "",
-             "One split, `train`, in `data/` (with a checksummed `manifest.json`). Each row: `id` (stable hash), "
+             "One split, `train`, in `data/` (with a checksummed `.manifest.json`). Each row: `id` (stable hash), "
              "`text`, and `metadata` (a JSON string) with these keys: "
              + ", ".join(f"`{k}`" for k in (facts.get("quality") or {}).get("metadata_keys", [])) + ".", "",
              "```python", "from datasets import load_dataset", "", 'ds = load_dataset("path/to/this/folder")', "```",

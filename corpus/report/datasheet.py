@@ -278,7 +278,7 @@ def datasheet(facts: dict[str, Any]) -> str:
     sheet.q("Will the dataset be distributed to third parties?")
     fmt = config.get("output_format") if config else None
     sheet.q("How will the dataset be distributed?",
-            f"As {fmt or 'sharded'} files in `data/` with a checksummed `manifest.json` and a Hugging Face dataset "
+            f"As {fmt or 'sharded'} files in `data/` with a checksummed `.manifest.json` and a Hugging Face dataset "
             "card (`README.md`) so the folder loads with `datasets.load_dataset`." if f.get("funnel") else None,
             "Say where it will be published.")
     sheet.q("When will the dataset be distributed?")
