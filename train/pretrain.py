@@ -288,7 +288,13 @@ def _token_store(cfg: PretrainConfig, runtime: Runtime) -> Path:
                 rebuild_stale=cfg.tokens is None and not cfg.resume,  # our private cache, unless resuming
             )
         if runtime.distributed:
-            torch.distributed.barrier()
+            # Tokenising a large corpus takes longer than a collective's default timeout (10-30 min): the other
+            # ranks wait on a CPU group of their own with a day's patience.
+            from datetime import timedelta
+
+            patient = torch.distributed.new_group(backend="gloo", timeout=timedelta(hours=24))
+            torch.distributed.barrier(group=patient)
+            torch.distributed.destroy_process_group(patient)
     wanted = cfg.tokenizer or cfg.init_from
     if wanted and tokenizer_sha256(wanted) != tokenizer_sha256(store / "tokenizer"):
         raise CorpusError(f"{store}: the token store was made with another tokenizer than {wanted}; "
