@@ -101,6 +101,9 @@ def crawl(
     writes = list(CRAWL_WRITES)
     if warc_out and Path(warc_out).resolve().parent == out.resolve():
         writes.append(Path(warc_out).name)
+    for option, folder in (("--job-dir", job_dir), ("--warc-out", warc_out)):
+        if folder and Path(folder).exists() and not Path(folder).is_dir():
+            raise CorpusError(f"{option} {folder}: exists and is a file, not a folder")
     run = claim_output(out, "crawl", inputs=inputs or (), overwrite=overwrite, writes=writes)
     if overwrite:
         (job_dir / "frontier.jsonl").unlink(missing_ok=True)  # a --job-dir outside OUT forgets too

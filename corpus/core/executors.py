@@ -421,8 +421,9 @@ def run_problem(stats: dict[str, Any], max_error_share: float = DEFAULT_MAX_ERRO
     malformed = int(stats.get("malformed", 0)) + int(stats.get("empty_files", 0))
     errors = int(stats.get("errors", 0))
     seen = int(stats.get("documents_in", 0)) + malformed
-    if seen == 0:
-        return "no records could be read from the input"
+    if not stats.get("documents_in"):
+        return (f"no document could be read from the input ({stats.get('malformed', 0)} unreadable record(s), "
+                f"{stats.get('empty_files', 0)} empty file(s); see quarantine/)")
     if (malformed + errors) / seen > max_error_share:
         return (f"{malformed} unreadable record(s) and {errors} stage error(s) in {seen} input record(s): more than "
                 f"{max_error_share:.0%} failed (see quarantine/ and errors/; --max-error-share changes the limit)")
