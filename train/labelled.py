@@ -37,14 +37,14 @@ def read_records(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
         yield from enumerate(rows, start=1)
         return
     if name.endswith((".csv", ".tsv")):
-        with open(path, newline="", encoding="utf-8") as handle:
+        with open(path, newline="", encoding="utf-8-sig") as handle:  # -sig: a byte order mark is not data
             reader = csv.DictReader(handle, delimiter="\t" if name.endswith(".tsv") else ",")
             for row in reader:
                 yield reader.line_num, dict(row)
         return
     opener = gzip.open if name.endswith(".gz") else open
     try:
-        with opener(path, "rt", encoding="utf-8") as handle:
+        with opener(path, "rt", encoding="utf-8-sig") as handle:
             for number, line in enumerate(handle, start=1):
                 if not line.strip():
                     continue

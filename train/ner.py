@@ -59,7 +59,7 @@ def read_conll(path: str | Path, require_labels: bool = True) -> list[TaggedExam
         tags.clear()
 
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
     except UnicodeDecodeError as err:
         raise CorpusError(f"{path}: not UTF-8 text ({err.reason})") from None
     for number, line in enumerate(lines, start=1):
