@@ -54,6 +54,17 @@ def save_npz(path: Path, **arrays: np.ndarray) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
+def sorted_unique(values: np.ndarray) -> np.ndarray:
+    """The distinct values, sorted: np.sort and a comparison (numpy 2.4's np.unique hashes first, which
+    is about a hundred times slower on large integer arrays)."""
+    values = np.sort(values)
+    if len(values) < 2:
+        return values
+    keep = np.ones(len(values), dtype=bool)
+    keep[1:] = values[1:] != values[:-1]
+    return values[keep]
+
+
 def params_digest(params: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
@@ -365,7 +376,7 @@ def build_clusters(
     verify = verifier(parts) if verifier is not None else None
     uf = UnionFind(total)
     stats = {"candidate_pairs": 0, "verified_pairs": 0, "false_positive_pairs": 0}
-    pairs = np.zeros((0, 2), np.int64)
+    pairs = np.zeros(0, np.int64)  # a candidate pair (u < v) as one number, u * total + v
     for band in range(bands):
         found = [pairs]
         for keys, gidx in merge_runs(runs, band, memory):
@@ -374,17 +385,18 @@ def build_clusters(
             if verify is None:
                 uf.union_many(u, v)
             elif len(u):
-                found.append(np.stack([np.minimum(u, v), np.maximum(u, v)], axis=1))
+                found.append(np.minimum(u, v) * total + np.maximum(u, v))
         # Verified pairs are gathered first (distinct ones, band after band, so the same pair found in
         # many bands is held once): the verifier then sees every candidate document at once (MinHash
         # counts which shingles are common among them before judging any pair).
         if len(found) > 1:
-            pairs = np.unique(np.concatenate(found), axis=0)
+            pairs = sorted_unique(np.concatenate(found))
     if verify is not None and len(pairs):
-        ok = verify(pairs[:, 0], pairs[:, 1])
+        u, v = pairs // total, pairs % total
+        ok = verify(u, v)
         stats["verified_pairs"] += len(pairs)
         stats["false_positive_pairs"] += int(np.count_nonzero(~ok))
-        uf.union_many(pairs[ok, 0], pairs[ok, 1])
+        uf.union_many(u[ok], v[ok])
     roots = uf.roots()
     sizes = np.bincount(roots, minlength=total)
     members = np.flatnonzero(sizes[roots] > 1)
@@ -392,7 +404,7 @@ def build_clusters(
                               np.concatenate(scores + [np.full(total - new_total, np.nan, np.float32)]),
                               new_total, keep)
     member_keeper = keepers[roots[members]]
-    names = _resolve_ids(parts, np.concatenate([members, np.unique(member_keeper)]))
+    names = _resolve_ids(parts, np.concatenate([members, sorted_unique(member_keeper)]))
     out_folder.mkdir(parents=True, exist_ok=True)
     owner = np.searchsorted([p.base for p in parts[:world_size]], members, side="right") - 1
     for rank in range(world_size):
@@ -414,7 +426,7 @@ def build_clusters(
         "documents": new_total,
         "index_documents": total - new_total,
         "index_incomplete_segments": incomplete,
-        "clusters": int(np.count_nonzero(sizes[np.unique(roots[new_members])] > 1)) if len(new_members) else 0,
+        "clusters": int(np.count_nonzero(sizes[sorted_unique(roots[new_members])] > 1)) if len(new_members) else 0,
         "duplicates": removed,
     }
 
@@ -443,11 +455,11 @@ def _choose_keepers(members: np.ndarray, roots: np.ndarray, lengths: np.ndarray,
 
 def _resolve_ids(parts: list[Part], wanted: np.ndarray) -> dict[int, str]:
     """Ids of the wanted global numbers, reading one part's ids at a time."""
-    wanted = np.unique(wanted)
+    wanted = sorted_unique(wanted)
     bases = np.array([p.base for p in parts])
     owner = np.searchsorted(bases, wanted, side="right") - 1
     names: dict[int, str] = {}
-    for index in np.unique(owner):
+    for index in sorted_unique(owner):
         part = parts[int(index)]
         ids = part.ids()
         for g in wanted[owner == index].tolist():

@@ -30,7 +30,7 @@ import numpy as np
 
 from corpus.core.document import Document
 from corpus.core.stage import RankContext
-from corpus.curate.dedup_index import KeyDedup, Part, VerifierFactory, save_npy
+from corpus.curate.dedup_index import KeyDedup, Part, VerifierFactory, save_npy, sorted_unique
 from corpus.curate.text import NO_SPACE_LANGUAGES
 
 SHINGLES = ("auto", "word", "char")
@@ -447,10 +447,15 @@ class ExactJaccard:
         if not self.common_df:
             return
         sets = [self.shingles(int(g)) for g in documents.tolist()]
-        wanted = np.unique(np.concatenate([x for x in sets if x is not None] or [np.zeros(0, np.uint32)]))
+        wanted = sorted_unique(np.concatenate([x for x in sets if x is not None] or [np.zeros(0, np.uint32)]))
         if not len(wanted):
             return
         counts = np.zeros(len(wanted), dtype=np.int64)
+        # A bitmap of the wanted hashes' top 28 bits (32 MiB) lets most of the corpus's shingles be
+        # skipped before the binary search, which is what costs.
+        bitmap = np.zeros(1 << 25, dtype=np.uint8)
+        top = wanted >> np.uint32(4)
+        np.bitwise_or.at(bitmap, top >> np.uint32(3), np.left_shift(1, top & np.uint32(7)).astype(np.uint8))
         for index in range(len(self.parts)):
             found = self._sets(index)
             if found is None:
@@ -458,10 +463,17 @@ class ExactJaccard:
             data = found[0]
             for start in range(0, len(data), chunk):
                 block = np.asarray(data[start : start + chunk])
+                top = block >> np.uint32(4)
+                block = block[(bitmap[top >> np.uint32(3)] >> (top & np.uint32(7)).astype(np.uint8)) & 1 == 1]
                 at = np.minimum(np.searchsorted(wanted, block), len(wanted) - 1)
                 hit = wanted[at] == block  # a document's set has each shingle once: counts are documents
                 counts += np.bincount(at[hit], minlength=len(wanted))
         self.common = wanted[counts >= self.common_df]
+
+    def _distinctive(self, x: np.ndarray) -> np.ndarray:
+        """The shingles of a sorted set that are not common (a binary search each: `common` may be large)."""
+        at = np.minimum(np.searchsorted(self.common, x), len(self.common) - 1)
+        return x[self.common[at] != x]
 
     def jaccard(self, a: int, b: int) -> tuple[float, float] | None:
         """(Jaccard of distinctive shingles, Jaccard of all shingles), or None without sets."""
@@ -474,14 +486,14 @@ class ExactJaccard:
         full = inter / (len(x) + len(y) - inter)
         if not len(self.common):
             return full, full
-        xr, yr = x[~np.isin(x, self.common)], y[~np.isin(y, self.common)]
+        xr, yr = self._distinctive(x), self._distinctive(y)
         if not len(xr) and not len(yr):
             return full, full
         inter = len(np.intersect1d(xr, yr, assume_unique=True))
         return inter / (len(xr) + len(yr) - inter), full
 
     def __call__(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
-        self.count_common(np.unique(np.concatenate([u, v])))
+        self.count_common(sorted_unique(np.concatenate([u, v])))
         result = []
         for a, b in zip(u.tolist(), v.tolist(), strict=True):
             j = self.jaccard(a, b)
