@@ -451,6 +451,12 @@ def print_metrics(title: str, metrics: dict[str, Any]) -> None:
         Console().print(table)
 
 
+# What `corpus train finetune` writes in its output folder: the only names its --overwrite may remove.
+FINETUNE_WRITES = ("config.json", "model.safetensors", "pytorch_model.bin", "generation_config.json", "tokenizer.json",
+                   "tokenizer_config.json", "special_tokens_map.json", "vocab.txt", "metrics.json",
+                   "finetune_config.json", "checkpoints", "log.jsonl", "tensorboard", "train_summary.json")
+
+
 @train_app.command("finetune", epilog=example(
     "corpus train finetune --model runs/site/model --task classify --train train.jsonl --eval dev.jsonl -o runs/clf",
     "corpus train finetune --model runs/site/model --task ner --train train.conll -o runs/ner --set warmup_ratio=0.06"))
@@ -486,6 +492,8 @@ def finetune_command(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     overrides: Annotated[list[str] | None, typer.Option("--set", help="Any other fine-tuning option KEY=VALUE "
                                                         "(warmup_ratio, weight_decay, dropout, ...).")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the fine-tuned model in OUT (only files "
+                                            "fine-tuning writes are removed).")] = False,
 ) -> None:
     """Fine-tune a model for text classification or NER with the pretraining loop; writes OUT/metrics.json."""
     from corpus.train.finetune import finetune
@@ -496,10 +504,26 @@ def finetune_command(
                    max_train_examples=max_train_examples, init="random" if random_init else "pretrained",
                    text_field=text_field, label_field=label_field, device=device, precision=precision, seed=seed)
     options.update(_parse_sets(overrides))  # --set KEY=VALUE wins over the flag of the same name
-    from corpus.core.runs import check_separate
+    from corpus.core.runs import check_output, claim_output, folder_kind, read_marker
 
-    check_separate(out, [model, train, eval_file, test])
-    summary = finetune(model, train, out, **options)
+    finished = [r for r in (read_marker(out) or {}).get("runs", []) if r.get("status") == "finished"]
+    if not overwrite and (finished or (read_marker(out) is None and folder_kind(out) == "finetune")):
+        raise CorpusError(f"-o {out}: holds a fine-tuned model already; pass --overwrite to replace it (only files "
+                          "fine-tuning writes are removed) or choose another folder")
+    check_output(out, "finetune", inputs=[model, train, eval_file, test])
+    claimed: list[Any] = []
+
+    def claim() -> None:  # once data and options were checked: a mistake never costs the existing model
+        claimed.append(claim_output(out, "finetune", inputs=[model, train, eval_file, test], overwrite=overwrite,
+                                    writes=FINETUNE_WRITES))
+
+    try:
+        summary = finetune(model, train, out, before_writing=claim, **options)
+    except BaseException as err:
+        if claimed:
+            claimed[0].fail(f"{type(err).__name__}: {err}"[:300])
+        raise
+    claimed[0].finish(best_step=summary["best_step"])
     print_metrics(f"eval (best step {summary['best_step']} of {summary['steps']})", summary["eval"])
     if summary["threshold"]:
         rule = summary["threshold"]

@@ -19,7 +19,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from types import ModuleType
@@ -190,10 +190,13 @@ def _split(examples: list[Any], fraction: float) -> tuple[list[Any], list[Any]]:
     return [e for e in examples if id(e) not in held], [e for e in examples if id(e) in held]
 
 
-def finetune(model: str | Path, train_file: str | Path, out: str | Path, **options: Any) -> dict[str, Any]:
+def finetune(model: str | Path, train_file: str | Path, out: str | Path, *,
+             before_writing: Callable[[], Any] | None = None, **options: Any) -> dict[str, Any]:
     """Fine-tune `model` on `train_file`; write the best model and `metrics.json` to `out`; return a summary.
 
     `options` are `FinetuneConfig` fields (task, eval, test, epochs, lr, class_weights, patience, …).
+    `before_writing` runs once everything was read and checked, just before `out` is first written (the CLI
+    claims the folder there, so a mistake in the options or the data never costs an existing model).
     """
     known = {f.name for f in fields(FinetuneConfig)} - {"model", "train", "out"}
     unknown = sorted(set(options) - known)
@@ -284,6 +287,8 @@ def finetune(model: str | Path, train_file: str | Path, out: str | Path, **optio
         weight_decay=cfg.weight_decay, precision=cfg.precision, progress=cfg.progress, log_every=cfg.log_every,
         eval_every=eval_every if eval_every < steps else 0, seed=cfg.seed,
     )
+    if before_writing is not None:
+        before_writing()
     out_dir = Path(cfg.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     result = train(objective, batches, lambda module, batch: module(**batch), loop_config, out_dir, runtime,

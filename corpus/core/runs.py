@@ -22,6 +22,7 @@ Use:
     ...work...
     run.finish(documents=123)        # or run.fail("0 documents kept")
 
+`check_output(out, kind, inputs=...)` makes the same refusals without writing (to fail before long work);
 `is_ours(folder)`, `read_marker(folder)` and `folder_kind(folder)` answer questions about a folder without
 changing it.
 """
@@ -49,6 +50,7 @@ LEGACY_LAYOUTS: dict[str, tuple[str, ...]] = {
     "crawl": ("crawl_config.json",),
     "crawl-archive": ("_job/warc",),
     "model": ("train_config.json", "config.json"),
+    "finetune": ("finetune_config.json", "config.json"),
 }
 # Names that never make a folder "the user's": hidden files editors and OSes drop, and our own lock/marker.
 IGNORED = {".DS_Store", "Thumbs.db", MARKER}
@@ -189,6 +191,26 @@ def _write_marker(folder: Path, marker: dict[str, Any]) -> None:
     atomic_write_json(folder / MARKER, marker)
 
 
+def check_output(out: str | os.PathLike, kind: str, *, inputs: Iterable[str | os.PathLike | None] = (),
+                 option: str = "-o") -> str | None:
+    """The refusals of `claim_output`, without writing anything (to fail before long work); returns the folder's
+    kind (None for a new or empty folder)."""
+    out = Path(out)
+    check_separate(out, inputs, option)
+    if out.exists() and not out.is_dir():
+        raise CorpusError(f"{option} {out}: exists and is a file, not a folder")
+    if not out.is_dir():
+        return None
+    owner = folder_kind(out)
+    if owner is not None and owner != kind:
+        raise CorpusError(f"{option} {out}: holds a {owner} run, not a {kind} run; choose another folder")
+    existing = _entries(out)
+    if owner is None and existing:
+        raise CorpusError(f"{option} {out}: folder is not empty and was not written by corpus "
+                          f"(holds {_listing(existing)}); choose a new or empty folder")
+    return owner
+
+
 def claim_output(
     out: str | os.PathLike,
     kind: str,
@@ -204,18 +226,9 @@ def claim_output(
     `writes`: the top-level names this run creates in `out` (what `--overwrite` may delete next time).
     """
     out = Path(out)
-    check_separate(out, inputs, option)
-    if out.exists() and not out.is_dir():
-        raise CorpusError(f"{option} {out}: exists and is a file, not a folder")
+    owner = check_output(out, kind, inputs=inputs, option=option)
     writes = sorted(set(writes))
     if out.is_dir():
-        existing = _entries(out)
-        owner = folder_kind(out)
-        if owner is not None and owner != kind:
-            raise CorpusError(f"{option} {out}: holds a {owner} run, not a {kind} run; choose another folder")
-        if owner is None and existing:
-            raise CorpusError(f"{option} {out}: folder is not empty and was not written by corpus "
-                              f"(holds {_listing(existing)}); choose a new or empty folder")
         if overwrite and owner is not None:
             remove_owned(out, writes)
             leftover = _entries(out)
@@ -234,5 +247,5 @@ def claim_output(
     return Run(out, len(marker["runs"]) - 1)
 
 
-__all__ = ["MARKER", "Run", "check_separate", "claim_output", "folder_kind", "is_ours", "read_marker",
+__all__ = ["MARKER", "Run", "check_output", "check_separate", "claim_output", "folder_kind", "is_ours", "read_marker",
            "remove_owned"]

@@ -178,5 +178,8 @@ def test_finetune_command_prints_metrics_and_exits_1_on_bad_input(tiny_bert: Pat
     assert "macro_f1" in result.stdout and "eval: per label" in result.stdout and "test: per label" in result.stdout
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["steps"] == 3 and saved["test"]["examples"] == 24
-    result = CliRunner().invoke(app, [*args[:-2], "--class-weights", "nope"])
+    result = CliRunner().invoke(app, args)  # a finished model is never replaced silently
+    assert result.exit_code == 1 and "holds a fine-tuned model already; pass --overwrite" in result.output
+    result = CliRunner().invoke(app, [*args[:-2], "--class-weights", "nope", "--overwrite"])
     assert result.exit_code == 1 and "class weights 'nope'" in result.output
+    assert (out / "metrics.json").exists()  # a run that failed on its options removed nothing
