@@ -87,6 +87,12 @@ def load_suite(spec: str | Path, data_root: str | Path | None = None) -> dict[st
                     raise CorpusError(f"{where}: {key} file {file} does not exist (set --data-root?)")
                 resolved[key] = str(file)
         tasks[str(name)] = resolved
+    from corpus.core.config import check_options
+    from corpus.train.finetune import FinetuneConfig
+
+    for name, task in tasks.items():  # every task's options, checked before the first one trains
+        check_options(FinetuneConfig, {**dict(suite.get("defaults") or {}), **task["options"]},
+                      f"{path}: task {name!r}")
     return {"name": suite.get("name", path.stem), "path": str(path), "data_root": str(root),
             "defaults": dict(suite.get("defaults") or {}), "tasks": tasks}
 
