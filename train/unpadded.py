@@ -35,7 +35,6 @@ The weights are Hugging Face `BertForPreTraining`'s own modules, reused: saving 
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Iterator
 from typing import Any
@@ -221,23 +220,21 @@ class UnpaddedBatches:
 # --- attention --------------------------------------------------------------------------------------
 
 
-@functools.cache
-def _flash_attn_varlen() -> Any:
-    """`flash_attn_varlen_func` from the flash-attn package if installed (it supports attention dropout)."""
+def _find_kernels() -> tuple[Any, Any]:
+    """The varlen attention kernels this install has, looked up once at import (a lookup inside the forward pass
+    would be an import statement in the traced code: a graph break)."""
     try:
-        from flash_attn import flash_attn_varlen_func
-    except ImportError:
-        return None
-    return flash_attn_varlen_func
-
-
-@functools.cache
-def _torch_varlen() -> Any:
+        from flash_attn import flash_attn_varlen_func  # the flash-attn package: supports attention dropout
+    except Exception:  # not installed, or built for another torch/CUDA
+        flash_attn_varlen_func = None
     try:
         from torch.nn.attention.varlen import varlen_attn
-    except ImportError:
-        return None
-    return varlen_attn
+    except ImportError:  # torch before 2.10
+        varlen_attn = None
+    return flash_attn_varlen_func, varlen_attn
+
+
+FLASH_ATTN_VARLEN, TORCH_VARLEN = _find_kernels()
 
 
 def attention_backend(device: torch.device | str, dtype: torch.dtype) -> str:
@@ -248,9 +245,9 @@ def attention_backend(device: torch.device | str, dtype: torch.dtype) -> str:
     """
     if torch.device(device).type != "cuda" or dtype not in (torch.float16, torch.bfloat16):
         return "sdpa"
-    if _flash_attn_varlen() is not None:
+    if FLASH_ATTN_VARLEN is not None:
         return "flash_attn"
-    if _torch_varlen() is not None:
+    if TORCH_VARLEN is not None:
         return "varlen"
     return "sdpa"
 
@@ -303,10 +300,10 @@ class _Layout:
             q, k, v = qkv.view(tokens, 3, heads, hidden // heads).unbind(1)
             cu = self.varlen_cu_seqlens(tokens)
             if backend == "flash_attn":
-                out = _flash_attn_varlen()(q, k, v, cu, cu, self.max_seqlen, self.max_seqlen,
-                                           dropout_p=dropout if training else 0.0)
+                out = FLASH_ATTN_VARLEN(q, k, v, cu, cu, self.max_seqlen, self.max_seqlen,
+                                        dropout_p=dropout if training else 0.0)
             else:
-                out = _torch_varlen()(q, k, v, cu, cu, self.max_seqlen, self.max_seqlen)
+                out = TORCH_VARLEN(q, k, v, cu, cu, self.max_seqlen, self.max_seqlen)
             return out.reshape(tokens, hidden)
         grid = torch.cat([qkv, qkv.new_zeros(1, width)]).index_select(0, self.grid_index)
         q, k, v = grid.view(self.sequences, self.max_seqlen, 3, heads, hidden // heads).permute(2, 0, 3, 1, 4)

@@ -245,28 +245,86 @@ def test_model_flops_agree_with_the_loops_per_token_count_on_full_sequences() ->
     assert model_flops(config, n, mixed) < padded  # padding is work the hardware does, not the model
 
 
-def test_varlen_branch_layout_matches_hf_with_a_reference_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The CUDA branch's index arithmetic (q/k/v views, tail cut into extra sequences), checked on CPU.
+def _varlen_eager(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu: torch.Tensor, max_len: int) -> torch.Tensor:
+    out = torch.full_like(q, float("nan"))
+    for start, stop in zip(cu[:-1].tolist(), cu[1:].tolist(), strict=True):
+        assert stop - start <= max_len
+        if stop > start:
+            part = F.scaled_dot_product_attention(*(t[start:stop].transpose(0, 1) for t in (q, k, v)))
+            out[start:stop] = part.transpose(0, 1)
+    return out
 
-    torch's varlen flash kernel needs a GPU, so a plain per-sequence attention with its signature stands in;
-    everything around the kernel is the code that runs on CUDA (benchmarks/gpu_suite.sh checks the kernel).
-    """
+
+@torch.library.custom_op("corpus_test::varlen_reference", mutates_args=())
+def varlen_reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu: torch.Tensor, max_len: int) -> torch.Tensor:
+    """Per-sequence attention with the varlen kernels' contract; rows outside every sequence are garbage (NaN),
+    as flash attention leaves them unwritten. An opaque op, like torch's, so dynamo does not trace into it."""
+    return _varlen_eager(q, k, v, cu, max_len)
+
+
+@varlen_reference.register_fake
+def _(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu: torch.Tensor, max_len: int) -> torch.Tensor:
+    return torch.empty_like(q)
+
+
+@torch.library.custom_op("corpus_test::varlen_reference_backward", mutates_args=())
+def varlen_reference_backward(grad: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                              cu: torch.Tensor, max_len: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Its gradients (softmax attention's backward written out: autograd does not run inside an op), garbage
+    (NaN) for rows outside every sequence; an opaque op, as torch's backward is."""
+    dq, dk, dv = (torch.full_like(t, float("nan")) for t in (q, k, v))
+    scale = q.shape[-1] ** -0.5
+    for start, stop in zip(cu[:-1].tolist(), cu[1:].tolist(), strict=True):
+        if stop > start:
+            qs, ks, vs, gs = (t[start:stop].transpose(0, 1) for t in (q, k, v, grad))  # (heads, L, d)
+            p = torch.softmax(qs @ ks.transpose(1, 2) * scale, dim=-1)
+            dp = gs @ vs.transpose(1, 2)
+            ds = p * (dp - (dp * p).sum(-1, keepdim=True))
+            dq[start:stop] = (ds @ ks * scale).transpose(0, 1)
+            dk[start:stop] = (ds.transpose(1, 2) @ qs * scale).transpose(0, 1)
+            dv[start:stop] = (p.transpose(1, 2) @ gs).transpose(0, 1)
+    return dq, dk, dv
+
+
+@varlen_reference_backward.register_fake
+def _(grad: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu: torch.Tensor,
+      max_len: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    return torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
+
+
+def _varlen_reference_backward(ctx, grad):  # noqa: ANN001, ANN202
+    q, k, v, cu = ctx.saved_tensors
+    return (*varlen_reference_backward(grad, q, k, v, cu, ctx.max_len), None, None)
+
+
+def _varlen_reference_setup(ctx, inputs, output) -> None:  # noqa: ANN001
+    q, k, v, cu, max_len = inputs
+    ctx.save_for_backward(q, k, v, cu)
+    ctx.max_len = max_len
+
+
+varlen_reference.register_autograd(_varlen_reference_backward, setup_context=_varlen_reference_setup)
+
+
+@pytest.fixture
+def varlen_branch(monkeypatch: pytest.MonkeyPatch) -> list[list[int]]:
+    """The CUDA branch on CPU: torch's varlen flash kernel needs a GPU, so the reference op above stands in;
+    everything around the kernel is the code that runs on CUDA (benchmarks/gpu_suite.sh checks the kernel)."""
     import corpus.train.unpadded as U
 
     seen: list[list[int]] = []
 
-    def reference_varlen(q, k, v, cu_q, cu_k, max_q, max_k):  # noqa: ANN001, ANN202
-        seen.append(cu_q.tolist())
-        out = torch.full_like(q, float("nan"))  # rows outside every sequence stay garbage, as in flash
-        for start, stop in zip(cu_q[:-1].tolist(), cu_q[1:].tolist(), strict=True):
-            assert stop - start <= max_q
-            if stop > start:
-                part = F.scaled_dot_product_attention(*(t[start:stop].transpose(0, 1) for t in (q, k, v)))
-                out[start:stop] = part.transpose(0, 1)
-        return out
+    def kernel(q, k, v, cu_q, cu_k, max_q, max_k):  # noqa: ANN001, ANN202 - varlen_attn's signature
+        if not torch.compiler.is_compiling():
+            seen.append(cu_q.tolist())
+        return torch.ops.corpus_test.varlen_reference(q, k, v, cu_q, max_q)
 
     monkeypatch.setattr(U, "attention_backend", lambda device, dtype: "varlen")
-    monkeypatch.setattr(U, "_torch_varlen", lambda: reference_varlen)
+    monkeypatch.setattr(U, "TORCH_VARLEN", kernel)
+    return seen
+
+
+def test_varlen_branch_equals_hf_and_writes_every_row(varlen_branch: list[list[int]]) -> None:
     batch = pair_batch([9, 32, 5, 17])
     flat = unpad(batch, token_budget=160, max_sequences=6)
     ours_model, ref_model = hf_model(), hf_model()
@@ -277,9 +335,29 @@ def test_varlen_branch_layout_matches_hf_with_a_reference_kernel(monkeypatch: py
                       next_sentence_label=batch["next_sentence_label"])
     stock.loss.backward()
     # 63 real tokens; the 97-token tail becomes sequences of 32, 32, 32 and 1, so every row is computed
-    assert seen[0] == [0, 9, 41, 46, 63, 63, 63, 95, 127, 159, 160, 160]
+    assert varlen_branch[0] == [0, 9, 41, 46, 63, 63, 63, 95, 127, 159, 160, 160]
     torch.testing.assert_close(loss, stock.loss, atol=1e-5, rtol=0)
     ref_grads = dict(ref_model.named_parameters())
     for name, param in ours_model.named_parameters():
         assert torch.isfinite(param.grad).all(), name
         torch.testing.assert_close(param.grad, ref_grads[name].grad, atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_varlen_branch_compiles_once_without_graph_breaks(varlen_branch: list[list[int]]) -> None:
+    from torch._dynamo.testing import CompileCounterWithBackend
+
+    model = UnpaddedBertForPreTraining(hf_model(dropout=0.1), max_seqlen=SEQ).train()
+    flat = unpad(pair_batch([10, 31, 6]), token_budget=96, max_sequences=6)
+    torch._dynamo.reset()
+    explanation = torch._dynamo.explain(compiled_step(model))(flat)
+    assert explanation.graph_break_count == 0, explanation.break_reasons
+    torch._dynamo.reset()
+    counter = CompileCounterWithBackend("aot_eager")
+    compiled = torch.compile(model, backend=counter, dynamic=False)
+    rng = random.Random(5)
+    for i in range(6):
+        loss, _ = compiled(**unpad(pair_batch(random_lengths(rng, rows=rng.randint(2, 5)), seed=i),
+                                   token_budget=160, max_sequences=6))
+        loss.backward()
+    assert counter.frame_count == 1
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.requires_grad)
