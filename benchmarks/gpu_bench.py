@@ -288,10 +288,11 @@ def run_ours(data: dict[str, Any], args: argparse.Namespace, device: torch.devic
     finally:
         feed.close()
     records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
-    first = next(r for r in records if r["step"] == warmup)
+    first = next(r for r in records if r["step"] >= warmup)  # the first log after the warm-up steps
     last = records[-1]
     seconds = last["elapsed_s"] - first["elapsed_s"]
-    measured = counted[warmup: warmup + steps]
+    steps = last["step"] - first["step"]
+    measured = counted[first["step"]: last["step"]]
     lengths = torch.cat(measured)
     lengths = lengths[lengths > 0]
     tokens = int(lengths.sum())
@@ -305,7 +306,7 @@ def run_ours(data: dict[str, Any], args: argparse.Namespace, device: torch.devic
     mflops = model_flops(config, n_params, lengths)
     hflops = hardware_flops(config, n_params, tokens=budget * len(measured), attention_square=square,
                             head_rows=slots * len(measured))
-    waits = feed.waits[warmup: warmup + steps]
+    waits = feed.waits[first["step"]: last["step"]]
     return {
         "tokens_per_s": round(tokens / seconds, 1),
         "step_ms": round(1000 * seconds / steps, 2),
