@@ -346,7 +346,8 @@ def pretrain(
     checkpoint_every: Annotated[int, typer.Option(help="Checkpoint every N steps (0: none).")] = 0,
     keep_checkpoints: Annotated[int, typer.Option(help="Checkpoints kept (older ones are removed).")] = 2,
     tensorboard: Annotated[bool, typer.Option("--tensorboard", help="Also log to OUT/tensorboard.")] = False,
-    compile: Annotated[bool, typer.Option("--compile", help="torch.compile the model.")] = False,
+    compile: Annotated[bool | None, typer.Option("--compile/--no-compile",
+                                                 help="torch.compile the model (default: on CUDA).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint in OUT.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the model in OUT (only files "
                                                                 "pretraining writes are removed).")] = False,

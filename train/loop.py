@@ -435,8 +435,8 @@ def train(
                     (loss / config.grad_accum).backward()
             except torch.cuda.OutOfMemoryError as err:
                 raise CorpusError(
-                    f"out of memory on {device} with micro-batch {len(batch['input_ids'])} x "
-                    f"{batch['input_ids'].shape[1]} tokens; lower the batch size (and raise grad_accum to "
+                    f"out of memory on {device} with a micro-batch of {batch['input_ids'].numel()} token slots; "
+                    "lower the batch size (and raise grad_accum to "
                     "keep the effective batch) or the sequence length"
                 ) from err
             interval_tokens += count_tokens(batch)

@@ -78,7 +78,8 @@ class PretrainConfig:
     weight_decay: float = 0.01
     clip_grad: float = 1.0
     precision: str = "auto"  # auto | bf16 | fp32
-    compile: bool = False
+    compile: bool | None = None  # torch.compile the model (None: on CUDA)
+    unpad: bool | None = None  # unpadded batches at a fixed token budget (None: on CUDA; docs/train.md)
     log_every: int = 10
     eval_every: int = 0  # 0: evaluate only at the end
     checkpoint_every: int = 0  # 0: no checkpoints
@@ -91,6 +92,7 @@ class PretrainConfig:
     def loop_config(self) -> LoopConfig:
         names = {f.name for f in fields(LoopConfig)}
         values = {k: v for k, v in asdict(self).items() if k in names}
+        values["compile"] = bool(self.compile)
         return LoopConfig(**values)
 
     def check(self) -> None:
@@ -413,9 +415,18 @@ def _pretrain(cfg: PretrainConfig, runtime: Runtime, out_dir: Path, started: flo
     vocab = round_up(len(tok))
     model_config = _model_config(cfg, vocab)
 
+    cuda = runtime.device.type == "cuda"
+    cfg.unpad = cuda if cfg.unpad is None else cfg.unpad
+    cfg.compile = cuda if cfg.compile is None else cfg.compile
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank
     bert = _build_model(cfg, model_config)
-    objective_module = PretrainingObjective(bert, nsp=cfg.objective == "mlm+nsp")
+    if cfg.unpad:
+        from corpus.train.unpadded import UnpaddedBertForPreTraining
+
+        objective_module: torch.nn.Module = UnpaddedBertForPreTraining(
+            bert, max_seqlen=cfg.seq_len, nsp=cfg.objective == "mlm+nsp")
+    else:
+        objective_module = PretrainingObjective(bert, nsp=cfg.objective == "mlm+nsp")
     torch.manual_seed(cfg.seed + runtime.rank)  # but each rank its own dropout stream
     random.seed(cfg.seed + runtime.rank)
 
@@ -426,7 +437,7 @@ def _pretrain(cfg: PretrainConfig, runtime: Runtime, out_dir: Path, started: flo
         store, objective=cfg.objective, seq_len=cfg.seq_len, batch_size=cfg.batch_size, collator=collator,
         cls_id=tok.cls_token_id, sep_id=tok.sep_token_id, seed=cfg.seed, rank=runtime.rank,
         world_size=runtime.world_size, streams=streams, shuffle_docs=cfg.shuffle_docs,
-        short_seq_prob=cfg.short_seq_prob,
+        short_seq_prob=cfg.short_seq_prob, token_budget=cfg.batch_size * cfg.seq_len if cfg.unpad else None,
     )
     batches = StreamedBatches(dataset, workers=workers, pin_memory=runtime.device.type == "cuda")
     eval_fn = None
@@ -450,6 +461,7 @@ def _pretrain(cfg: PretrainConfig, runtime: Runtime, out_dir: Path, started: flo
         "objective": cfg.objective, "seq_len": cfg.seq_len, "batch_size": cfg.batch_size,
         "grad_accum": cfg.grad_accum, "world_size": runtime.world_size, "seed": cfg.seed,
         "token_store": manifest["key"], "data_streams": streams, "shuffle_docs": cfg.shuffle_docs,
+        "unpad": cfg.unpad,
     }
     data_stats = {
         "documents": manifest["documents_in"], "train_documents": train_split["documents"],

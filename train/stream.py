@@ -99,6 +99,7 @@ class PretrainStream(torch.utils.data.IterableDataset):
         shuffle_docs: int = 1000,
         short_seq_prob: float = 0.1,
         split: str = "train",
+        token_budget: int | None = None,
     ) -> None:
         super().__init__()
         if objective not in D.OBJECTIVES:
@@ -114,6 +115,10 @@ class PretrainStream(torch.utils.data.IterableDataset):
         self.collator, self.cls_id, self.sep_id = collator, cls_id, sep_id
         self.seed, self.rank, self.world_size, self.streams = seed, rank, world_size, streams
         self.shuffle_docs, self.short_seq_prob = shuffle_docs, short_seq_prob
+        # Unpadded batches (issue 16's path): examples are taken while their tokens fit `token_budget`, at most
+        # 2 x batch_size sequences, and flattened to one static shape, so a compiled model never recompiles.
+        self.token_budget = token_budget
+        self.max_sequences = 2 * batch_size
         # NSP pairs two segments in seq_len - 3 tokens; packed sequences take whole segments.
         self.max_segment = max(1, (seq_len - 3) // 2) if objective == "mlm+nsp" else seq_len
         self.total_streams = world_size * streams
@@ -184,7 +189,10 @@ class PretrainStream(torch.utils.data.IterableDataset):
         examples = self._chunk_examples(state.epoch, state.stream, state.chunk)
         while True:
             batch: list[D.Example] = []
-            while len(batch) < self.batch_size:
+            tokens = 0
+            while True:
+                if self.token_budget is None and len(batch) >= self.batch_size:
+                    break
                 if state.offset >= len(examples):
                     state.chunk += 1
                     if state.chunk >= self._chunks(state.epoch, state.stream):
@@ -192,11 +200,23 @@ class PretrainStream(torch.utils.data.IterableDataset):
                     state.offset = 0
                     examples = self._chunk_examples(state.epoch, state.stream, state.chunk)
                     continue
+                if self.token_budget is not None:
+                    length = len(examples[state.offset]["input_ids"])
+                    if batch and (tokens + length > self.token_budget or len(batch) >= self.max_sequences):
+                        break
+                    tokens += length
+                    batch.append(examples[state.offset])
+                    state.offset += 1
+                    continue
                 take = examples[state.offset : state.offset + self.batch_size - len(batch)]
                 batch.extend(take)
                 state.offset += len(take)
             generator = torch.Generator().manual_seed(D._mix(self.seed, self._global(state.stream), state.batches))
             masked = self.collator(batch, generator)
+            if self.token_budget is not None:
+                from corpus.train.unpadded import unpad
+
+                masked = unpad(masked, token_budget=self.token_budget, max_sequences=self.max_sequences)
             state.batches += 1
             masked[STATE_KEY] = asdict(state)
             yield masked

@@ -331,3 +331,23 @@ def test_settings_change_what_the_store_holds(prose: list[str], tokenizer_dir: P
     assert none_held["splits"]["eval"]["documents"] == 0
     with pytest.raises(CorpusError, match="other settings"):
         build_token_store(corpus, tmp_path / "a", tokenizer=tokenizer_dir, progress=False)
+
+
+def test_unpadded_batches_train_and_resume_exactly(store: Path, tmp_path: Path) -> None:
+    """The GPU path (unpadded, fixed token budget) on the CPU: static shapes, every token real or tail, exact resume."""
+    from corpus.train.pretrain import pretrain
+
+    whole = StreamedBatches(stream(store, streams=2, token_budget=4 * 64), workers=0)
+    batches = take(whole, 12)
+    assert {tuple(b["input_ids"].shape) for b in batches} == {(256,)}  # one shape: compiles once
+    assert all(int(b["attention_mask"].sum()) > 128 for b in batches)  # packed: most of the budget is real text
+    first = StreamedBatches(stream(store, streams=2, token_budget=4 * 64), workers=0)
+    take(first, 5)
+    resumed = StreamedBatches(stream(store, streams=2, token_budget=4 * 64), workers=0)
+    resumed.load_state_dict(json.loads(json.dumps(first.state_dict())))
+    assert same(take(resumed, 7), batches[5:])
+    run = {"steps": 6, "seq_len": 64, "batch_size": 4, "lr": 2e-3, "log_every": 1, "device": "cpu",
+           "progress": False, "unpad": True}
+    summary = pretrain(store, tmp_path / "m", **run)
+    assert summary["finished"] and summary["final_loss"] < 7
+    assert json.loads((tmp_path / "m" / "train_config.json").read_text())["unpad"] is True
