@@ -40,6 +40,11 @@ from corpus.train.tokens import read_store_manifest
 STATE_KEY = "_stream_state"
 
 
+def max_segment_tokens(objective: str, seq_len: int) -> int:
+    """NSP pairs two segments in seq_len - 3 tokens; packed sequences take whole segments up to seq_len."""
+    return max(1, (seq_len - 3) // 2) if objective == "mlm+nsp" else seq_len
+
+
 class TokenShard:
     """One split of one store shard: token ids memory-mapped, segment and document offsets in memory."""
 
@@ -119,8 +124,7 @@ class PretrainStream(torch.utils.data.IterableDataset):
         # 2 x batch_size sequences, and flattened to one static shape, so a compiled model never recompiles.
         self.token_budget = token_budget
         self.max_sequences = 2 * batch_size
-        # NSP pairs two segments in seq_len - 3 tokens; packed sequences take whole segments.
-        self.max_segment = max(1, (seq_len - 3) // 2) if objective == "mlm+nsp" else seq_len
+        self.max_segment = max_segment_tokens(objective, seq_len)
         self.total_streams = world_size * streams
         fewest = min(sum(len(range(g, n, self.total_streams)) for n in self.shard_docs)
                      for g in range(self.total_streams))
@@ -295,7 +299,7 @@ def eval_examples(store: str | Path, *, objective: str, seq_len: int, cls_id: in
     """Up to `limit` held-out examples from the store's eval split (in store order: the same every run)."""
     folder = Path(store)
     manifest = read_store_manifest(folder)
-    max_segment = max(1, (seq_len - 3) // 2) if objective == "mlm+nsp" else seq_len
+    max_segment = max_segment_tokens(objective, seq_len)
     documents: list[list[list[int]]] = []
     tokens = 0
     for entry in manifest["splits"]["eval"]["shards"]:
