@@ -22,13 +22,14 @@ from collections.abc import Callable
 from typing import Any
 
 from corpus.core.errors import CorpusError
-from corpus.core.executors import RankTask, _stderr, run_pipeline, run_rank
+from corpus.core.executors import RankTask, _stderr, lean_arrow, run_pipeline, run_rank
 
 
 def _run_on_ray(fn: Callable[[Any], dict[str, Any]], task: Any) -> tuple[dict[str, Any], str, int]:  # pragma: no cover
     """`fn(task)` plus where it ran (node id, pid), so a caller can see how work was spread."""
     import ray
 
+    lean_arrow()
     return fn(task), ray.get_runtime_context().get_node_id(), os.getpid()
 
 

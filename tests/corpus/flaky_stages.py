@@ -1,8 +1,10 @@
-"""Stages for executor tests: one slow enough to be killed mid-run, one that fails on a document."""
+"""Stages for executor tests: one slow enough to be killed mid-run, one that fails on a document; and a task
+function that reports how a worker process is set up."""
 
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from corpus.core.document import Document
 from corpus.core.stage import Filter, Transform
@@ -27,3 +29,10 @@ class FailOn(Filter):
         if doc.id in self.ids:
             raise ValueError(f"cannot handle {doc.id}")
         return True
+
+
+def arrow_allocator(task: Any) -> dict[str, Any]:
+    """The allocator behind Arrow's default memory pool in the process that runs `task`."""
+    import pyarrow as pa
+
+    return {"rank": task.rank, "allocator": pa.default_memory_pool().backend_name}

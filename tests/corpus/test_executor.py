@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -10,6 +11,7 @@ from corpus.core.document import Document
 from corpus.core.errors import CorpusError
 from corpus.core.executors import LocalExecutor
 from corpus.core.io import read_documents, read_manifest, verify_manifest, write_shard
+from tests.corpus.flaky_stages import arrow_allocator
 
 
 def run(shards: Path, out: Path, workers: int = 1, overrides: list[str] | None = None) -> dict:
@@ -266,3 +268,13 @@ def test_every_line_lands_in_exactly_one_piece(tmp_path: Path) -> None:
     for parts in range(1, 12):
         got = [d.id for k in range(parts) for d in read_piece(path, k, parts, lambda bad: None)]
         assert got == expected, parts
+
+
+def test_worker_processes_give_arrow_memory_back_and_the_callers_process_is_left_alone() -> None:
+    import pyarrow as pa
+
+    mine = pa.default_memory_pool().backend_name
+    tasks = [SimpleNamespace(rank=r) for r in range(2)]
+    results = LocalExecutor(workers=2, progress=False).map(tasks, "allocators", fn=arrow_allocator)
+    assert [r["allocator"] for r in results] == ["system", "system"]
+    assert pa.default_memory_pool().backend_name == mine
