@@ -117,7 +117,9 @@ def datatrove_clusters(work: Path) -> list[set[str]]:
 
 
 def our_clusters(out: Path) -> tuple[list[set[str]], set[str]]:
-    """Clusters from the exact and MinHash cluster ids on kept and rejected documents, and the kept ids."""
+    """Clusters from the exact and MinHash cluster ids on kept and rejected documents, and the kept ids.
+
+    A cluster id is the id of the document the cluster keeps, so linking to it adds no member of its own."""
     from corpus.core.io import read_documents
 
     links, kept = [], set()
