@@ -13,7 +13,8 @@ The rules `claim_output` enforces, for every command:
 - A non-empty folder without a marker is refused: it is the user's, not ours. Old outputs written before
   markers existed are recognised by their layout (`LEGACY_LAYOUTS`) and adopted.
 - `overwrite=True` removes only the entries this kind of run writes (`remove_owned`), never anything else in
-  the folder; it needs a marker (or a recognised old layout).
+  the folder; it needs a marker (or a recognised old layout). Inside a shard folder of ours (one with a
+  manifest, such as `data/`), it removes only shards, manifests and temp files, so a file a user put there stays.
 - Otherwise a folder of the same kind is resumed, and the new run is appended to the marker's `runs` list.
 
 Use:
@@ -32,6 +33,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -54,6 +56,10 @@ LEGACY_LAYOUTS: dict[str, tuple[str, ...]] = {
 }
 # Names that never make a folder "the user's": hidden files editors and OSes drop, and our own lock/marker.
 IGNORED = {".DS_Store", "Thumbs.db", MARKER}
+# In a shard folder, the names our writers give: shards (`part-00003-000.parquet`, `main.exact-00003-000.jsonl`,
+# crawl's `pages-00003.jsonl.gz` and `.warc.gz` archives), manifests, and temp files of a killed writer.
+OUR_SHARD_FILES = re.compile(r"[\w.-]+-\d{5}(?:-\d{3})?\.(?:parquet|jsonl|jsonl\.gz|warc\.gz)"
+                             r"|\.?manifest\.json|\..+\.tmp-\d+")
 
 
 def _version() -> str:
@@ -126,11 +132,45 @@ def _listing(names: Sequence[str]) -> str:
     return shown + (f" and {len(names) - 4} more" if len(names) > 4 else "")
 
 
+def _edited_card(path: Path) -> bool:
+    """A README.md whose "written by corpus..." line a person removed, as the card asks to keep their edits."""
+    if path.name != "README.md" or path.is_symlink():
+        return False
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    return not any(line.startswith("<!-- written by") for line in lines)
+
+
+def _remove_shard_folder(path: Path) -> list[str]:
+    """Remove our files from a shard folder (manifest-listed or named as our writers name them); the folder goes
+    too once empty. Returns what stays: files a user put there."""
+    from corpus.core.io import LEGACY_MANIFEST, MANIFEST
+
+    listed: set[str] = set()
+    for name in (MANIFEST, LEGACY_MANIFEST):
+        try:
+            listed |= {shard["name"] for shard in json.loads((path / name).read_text())["shards"]}
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    kept = []
+    for child in sorted(path.iterdir()):
+        if (child.is_file() or child.is_symlink()) and (child.name in listed or OUR_SHARD_FILES.fullmatch(child.name)):
+            child.unlink()
+        else:
+            kept.append(f"{path.name}/{child.name}")
+    if not kept:
+        path.rmdir()
+    return kept
+
+
 def remove_owned(folder: str | os.PathLike, writes: Iterable[str] = ()) -> list[str]:
     """Delete what a run of ours wrote in `folder` (the marker's `writes` plus `writes`), nothing else.
 
-    Returns the names it removed. Raises CorpusError when the folder is not ours: then nothing is deleted.
+    A shard folder (one holding a manifest) loses only our shards, manifests and temp files. Returns what was
+    kept: names in `folder` that a user put there, top-level or inside a shard folder. Raises CorpusError when the
+    folder is not ours: then nothing is deleted.
     """
+    from corpus.core.io import LEGACY_MANIFEST, MANIFEST
+
     folder = Path(folder)
     if not folder.exists():
         return []
@@ -138,20 +178,22 @@ def remove_owned(folder: str | os.PathLike, writes: Iterable[str] = ()) -> list[
     if marker is None and folder_kind(folder) is None:
         raise CorpusError(f"{folder}: not written by corpus (no {MARKER}); refusing to delete anything in it")
     owned = set(writes) | set((marker or {}).get("writes", []))
-    removed = []
+    kept = []
     for name in sorted(owned):
         if not name or "/" in name or name in (".", ".."):
             continue
         path = folder / name
         if path.is_symlink() or path.is_file():
-            path.unlink()
+            if _edited_card(path):
+                kept.append(name)
+            else:
+                path.unlink()
+        elif (path / MANIFEST).exists() or (path / LEGACY_MANIFEST).exists():
+            kept += _remove_shard_folder(path)
         elif path.is_dir():
             shutil.rmtree(path)
-        else:
-            continue
-        removed.append(name)
     (folder / MARKER).unlink(missing_ok=True)
-    return removed
+    return kept + [name for name in _entries(folder) if name not in owned and name not in kept]
 
 
 @dataclass
@@ -230,8 +272,7 @@ def claim_output(
     writes = sorted(set(writes))
     if out.is_dir():
         if overwrite and owner is not None:
-            remove_owned(out, writes)
-            leftover = _entries(out)
+            leftover = remove_owned(out, writes)
             if leftover:
                 print(f"--overwrite: kept {_listing(leftover)} in {out} (not written by corpus)", file=sys.stderr)
     out.mkdir(parents=True, exist_ok=True)

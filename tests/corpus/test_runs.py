@@ -41,3 +41,27 @@ def test_refuses_other_kinds_users_folders_and_overlap(tmp_path: Path) -> None:
     for out, word in ((user, "is the input"), (user / "sub", "inside"), (tmp_path, "contains")):
         with pytest.raises(CorpusError, match=word):
             check_separate(out, [user])
+
+
+def test_overwrite_keeps_files_a_user_put_inside_a_shard_folder_and_an_edited_card(shards: Path, tmp_path: Path,
+                                                                                    capsys: pytest.CaptureFixture
+                                                                                    ) -> None:
+    from corpus.core.config import load_config
+    from corpus.core.executors import LocalExecutor
+    from corpus.core.io import read_documents
+
+    out = tmp_path / "out"
+    LocalExecutor(workers=1, progress=False).run(load_config(), shards, out)
+    first = sorted(p.name for p in (out / "data").iterdir())
+    assert any(name.endswith(".parquet") for name in first)
+    (out / "data" / "notes.txt").write_text("mine")
+    (out / "data" / "part-09999-000.parquet").write_bytes(b"stale shard of a killed run")
+    card = (out / "README.md").read_text().splitlines()
+    (out / "README.md").write_text("\n".join(line for line in card if not line.startswith("<!--")) + "\nMy notes.\n")
+    LocalExecutor(workers=1, progress=False).run(load_config(), shards, out, overwrite=True)
+    assert (out / "data" / "notes.txt").read_text() == "mine"
+    assert "My notes." in (out / "README.md").read_text()
+    assert not (out / "data" / "part-09999-000.parquet").exists()
+    assert sorted(p.name for p in (out / "data").iterdir()) == sorted([*first, "notes.txt"])
+    assert {d.id for d in read_documents(out / "data")} == {"en-1", "fr-1", "de-1", "en-2"}
+    assert "data/notes.txt" in capsys.readouterr().err
