@@ -505,12 +505,9 @@ def finetune_command(
                    max_train_examples=max_train_examples, init="random" if random_init else "pretrained",
                    text_field=text_field, label_field=label_field, device=device, precision=precision, seed=seed)
     options.update(_parse_sets(overrides))  # --set KEY=VALUE wins over the flag of the same name
-    from corpus.core.runs import check_output, claim_output, folder_kind, read_marker
+    from corpus.core.runs import check_output, claim_output, refuse_finished
 
-    finished = [r for r in (read_marker(out) or {}).get("runs", []) if r.get("status") == "finished"]
-    if not overwrite and (finished or (read_marker(out) is None and folder_kind(out) == "finetune")):
-        raise CorpusError(f"-o {out}: holds a fine-tuned model already; pass --overwrite to replace it (only files "
-                          "fine-tuning writes are removed) or choose another folder")
+    refuse_finished(out, "finetune", "a fine-tuned model", overwrite)
     check_output(out, "finetune", inputs=[model, train, eval_file, test])
     claimed: list[Any] = []
 
@@ -572,18 +569,26 @@ def eval_command(
     only: Annotated[list[str] | None, typer.Option("--task", help="Run only this task (repeatable).")] = None,
     overrides: Annotated[list[str] | None, typer.Option("--set", help="Fine-tuning option KEY=VALUE.")] = None,
     random_init: Annotated[bool, typer.Option("--random-init", help="Fine-tune from random weights.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an earlier evaluation's results in OUT "
+                                            "(only what eval writes is removed).")] = False,
 ) -> None:
     """Run a suite of tasks on one model and print one table (results also in OUT/results.json)."""
     from corpus.core.io import atomic_write_json
+    from corpus.core.runs import check_output, claim_output, refuse_finished
     from corpus.train.evaluate import load_suite, print_rows, run_suite
 
     spec = load_suite(suite, data_root)
     options = _parse_sets(overrides)
     if random_init:
         options["init"] = "random"
-    rows = run_suite(model, spec, out, only, **options)
-    print_rows(f"{spec['name']}: {model}", rows)
-    atomic_write_json(out / "results.json", {"model": str(model), "suite": spec["name"], "rows": rows})
+    refuse_finished(out, "eval", "an evaluation's results", overwrite)
+    check_output(out, "eval", inputs=[model])
+    with claim_output(out, "eval", inputs=[model], overwrite=overwrite,
+                      writes=(*spec["tasks"], "results.json")) as run:
+        rows = run_suite(model, spec, out, only, **options)
+        print_rows(f"{spec['name']}: {model}", rows)
+        atomic_write_json(out / "results.json", {"model": str(model), "suite": spec["name"], "rows": rows})
+        run.finish(tasks=len(rows))
 
 
 @app.command(epilog=example("corpus ablate --curated runs/site/curated --raw runs/site/crawl --suite my_suite.yaml"))
@@ -604,18 +609,25 @@ def ablate(
     only: Annotated[list[str] | None, typer.Option("--task", help="Run only this task (repeatable).")] = None,
     overrides: Annotated[list[str] | None, typer.Option("--set", help="Fine-tuning option KEY=VALUE.")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an earlier ablation's results in OUT "
+                                            "(only what ablate writes is removed).")] = False,
 ) -> None:
-    """Pretrain the same small BERT on curated and raw text for the same budget; fine-tune both on a suite."""
-    from corpus.core.runs import check_separate
+    """Pretrain the same small BERT on curated and raw text for the same budget; fine-tune both on a suite.
+
+    A run that stopped part-way runs again into the same OUT (its token stores are reused)."""
+    from corpus.core.runs import check_output, claim_output, refuse_finished
+    from corpus.train.ablate import ABLATE_WRITES
     from corpus.train.ablate import ablate as run_ablation
     from corpus.train.evaluate import load_suite, print_rows
 
-    check_separate(out, [curated, raw])
     options = _parse_sets(overrides)
     load_suite(suite, data_root)  # a missing suite or data file fails now, not after two pretraining runs
-    result = run_ablation(curated, raw, suite, out, steps=steps, preset=preset, seq_len=seq_len,
-                          batch_size=batch_size, vocab_size=vocab_size, random_baseline=random_baseline,
-                          data_root=data_root, only=only, finetune_options=options, device=device)
+    refuse_finished(out, "ablate", "an ablation's results", overwrite)
+    check_output(out, "ablate", inputs=[curated, raw])
+    with claim_output(out, "ablate", inputs=[curated, raw], overwrite=overwrite, writes=ABLATE_WRITES):
+        result = run_ablation(curated, raw, suite, out, steps=steps, preset=preset, seq_len=seq_len,
+                              batch_size=batch_size, vocab_size=vocab_size, random_baseline=random_baseline,
+                              data_root=data_root, only=only, finetune_options=options, device=device)
     print_rows(f"ablation ({result['suite']}, {steps} steps x {batch_size} x {seq_len} tokens each)", result["rows"])
     print_table("curated minus raw", [(task, d) for task, d in result["curated_minus_raw"].items()])
 

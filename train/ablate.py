@@ -14,12 +14,17 @@ from typing import Any
 from corpus.core.io import atomic_write_json
 from corpus.train.evaluate import COLUMNS, load_suite, run_suite
 
+# What an ablation writes in OUT (`corpus ablate --overwrite` removes these and nothing else).
+ABLATE_WRITES = ("curated", "raw", "random", "ablation.json")
+
 
 def ablate(curated: str | Path, raw: str | Path, suite: str | Path, out: str | Path, *, steps: int = 300,
            preset: str = "mini", seq_len: int = 128, batch_size: int = 32, vocab_size: int = 8000,
            random_baseline: bool = True, data_root: str | Path | None = None, only: list[str] | None = None,
            pretrain_options: dict[str, Any] | None = None, finetune_options: dict[str, Any] | None = None,
            device: str = "auto", progress: bool = True) -> dict[str, Any]:
+    """Both pretraining runs, the suite on each, and the deltas; OUT's subfolders belong to the ablation, so a
+    model an earlier (stopped) ablation left there is replaced, and its token store reused when unchanged."""
     from corpus.train.pretrain import pretrain
 
     out = Path(out)
@@ -30,7 +35,8 @@ def ablate(curated: str | Path, raw: str | Path, suite: str | Path, out: str | P
     for name, data in (("curated", curated), ("raw", raw)):
         model_dir = out / name / "pretrained"
         summary = pretrain(data, model_dir, steps=steps, preset=preset, seq_len=seq_len, batch_size=batch_size,
-                           vocab_size=vocab_size, device=device, progress=progress, **(pretrain_options or {}))
+                           vocab_size=vocab_size, device=device, progress=progress,
+                           **{"overwrite": True, **(pretrain_options or {})})
         corpora[name] = {"data": str(data), "documents": summary["documents"], "tokens_seen": summary["tokens"],
                          "pretrain_seconds": summary["seconds"], "final_loss": summary["final_loss"],
                          **{k: summary[k] for k in ("eval_mlm_acc", "eval_mlm_loss") if k in summary}}

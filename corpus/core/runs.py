@@ -217,6 +217,17 @@ class Run:
     def fail(self, reason: str, **summary: Any) -> None:
         self._update(status="failed", finished=_now(), reason=reason, **summary)
 
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, err: BaseException | None, tb: object) -> None:
+        """An exception fails the run (with its first words as the reason); a clean exit finishes it unless
+        `finish` or `fail` was called already."""
+        if err is not None:
+            self.fail(f"{type(err).__name__}: {err}"[:300])
+        elif self.record.get("status") == "running":
+            self.finish()
+
     @property
     def record(self) -> dict[str, Any]:
         return ((read_marker(self.folder) or {}).get("runs") or [{}])[self.index]
@@ -251,6 +262,18 @@ def check_output(out: str | os.PathLike, kind: str, *, inputs: Iterable[str | os
         raise CorpusError(f"{option} {out}: folder is not empty and was not written by corpus "
                           f"(holds {_listing(existing)}); choose a new or empty folder")
     return owner
+
+
+def refuse_finished(out: str | os.PathLike, kind: str, what: str, overwrite: bool, option: str = "-o") -> None:
+    """Results a finished run left in `out` are replaced only with `--overwrite`; a run that failed or was killed
+    may be run again. (Old outputs without a marker count as finished.)"""
+    if overwrite or not Path(out).is_dir():
+        return
+    marker = read_marker(out)
+    runs = (marker or {}).get("runs", [])
+    if any(r.get("status") == "finished" for r in runs) or (marker is None and folder_kind(out) == kind):
+        raise CorpusError(f"{option} {out}: holds {what} already; pass --overwrite to replace it (only files "
+                          f"{kind} writes are removed) or choose another folder")
 
 
 def claim_output(
@@ -289,4 +312,4 @@ def claim_output(
 
 
 __all__ = ["MARKER", "Run", "check_output", "check_separate", "claim_output", "folder_kind", "is_ours", "read_marker",
-           "remove_owned"]
+           "refuse_finished", "remove_owned"]

@@ -15,6 +15,7 @@ from corpus.core.document import Document
 from corpus.core.errors import CorpusError
 from corpus.core.executors import LocalExecutor
 from corpus.core.io import read_documents, write_shard
+from corpus.core.runs import MARKER
 from corpus.curate.hf_classifier import HFClassifierFilter, HFClassifierScorer
 from corpus.curate.toxicity import ToxicityFilter
 from corpus.train.finetune import finetune
@@ -145,6 +146,17 @@ def test_eval_suite_fine_tunes_per_task_and_scores_fine_tuned_models(tiny_bert: 
     assert row["accuracy"] >= 0.9
     result = CliRunner().invoke(app, ["eval", "--model", str(classifier), "--suite", str(tmp_path / "none.yaml")])
     assert result.exit_code == 1 and "no such suite" in result.output
+    # Finished results are replaced only with --overwrite; a folder of the user's is never written into.
+    again = ["eval", "--model", str(classifier), "--suite", str(scored), "-o", str(tmp_path / "scored")]
+    result = CliRunner().invoke(app, again)
+    assert result.exit_code == 1 and "holds an evaluation's results already" in result.output
+    assert CliRunner().invoke(app, [*again, "--overwrite"]).exit_code == 0
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.txt").write_text("mine")
+    result = CliRunner().invoke(app, [*again[:-1], str(mine)])
+    assert result.exit_code == 1 and "not written by corpus" in result.output
+    assert sorted(p.name for p in mine.iterdir()) == ["thesis.txt"]
 
 
 def test_ablate_pretrains_both_corpora_for_the_same_budget(prose_corpus: Path, prose: list[str], data: Path,
@@ -156,16 +168,27 @@ def test_ablate_pretrains_both_corpora_for_the_same_budget(prose_corpus: Path, p
     suite = tmp_path / "suite.yaml"
     suite.write_text(json.dumps({"data_root": str(data), "defaults": {"epochs": 1, **FAST},
                                  "tasks": {"offensive": {"train": "train.jsonl", "test": "test.jsonl"}}}))
-    result = CliRunner().invoke(app, ["ablate", "--curated", str(prose_corpus), "--raw", str(raw), "--suite",
-                                      str(suite), "-o", str(tmp_path / "ab"), "--steps", "2", "--preset", "tiny",
-                                      "--seq-len", "32", "--batch-size", "4", "--vocab-size", "256",
-                                      "--device", "cpu"])
+    command = ["ablate", "--curated", str(prose_corpus), "--raw", str(raw), "--suite", str(suite), "-o",
+               str(tmp_path / "ab"), "--steps", "2", "--preset", "tiny", "--seq-len", "32", "--batch-size", "4",
+               "--vocab-size", "256", "--device", "cpu"]
+    result = CliRunner().invoke(app, command)
     assert result.exit_code == 0, result.output
     saved = json.loads((tmp_path / "ab" / "ablation.json").read_text())
     assert [r["model"] for r in saved["rows"]] == ["curated", "raw", "random-init"]
     assert saved["corpora"]["curated"]["documents"] == 12 and saved["corpora"]["raw"]["documents"] == 24
     assert set(saved["curated_minus_raw"]["offensive"]) == {"accuracy", "macro_f1"}
     assert "curated minus raw" in result.stdout
+    # A run killed part-way (its record still says running) runs again into the same folder over the models it
+    # left; a finished one is replaced only with --overwrite.
+    marker = json.loads((tmp_path / "ab" / MARKER).read_text())
+    marker["runs"][-1]["status"] = "running"
+    (tmp_path / "ab" / MARKER).write_text(json.dumps(marker))
+    (tmp_path / "ab" / "ablation.json").unlink()
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "ab" / "ablation.json").is_file()
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code == 1 and "holds an ablation's results already" in result.output
 
 
 def test_threshold_search_finds_the_cut_that_argmax_misses() -> None:
