@@ -14,7 +14,6 @@ Examples are rebuilt every epoch and masked per batch, so the model never sees t
 from __future__ import annotations
 
 import random
-import re
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
@@ -22,79 +21,22 @@ from typing import Any
 import torch
 
 from corpus.core.errors import CorpusError
+from corpus.train.sentences import sentence_spans, split_sentences  # noqa: F401 - part of this module's API
 
 Segments = list[array]  # one document: its segments (sentences), each an array of token ids
 Example = dict[str, Any]  # input_ids, token_type_ids, and next_sentence_label for NSP
 IGNORE_INDEX = -100  # label for positions that are not predicted (PyTorch's cross-entropy default)
 OBJECTIVES = ("mlm+nsp", "mlm")
 
-# Words that end in a period without ending a sentence. Kept short: a missed boundary only makes one
-# segment longer, which the pair builder tolerates.
-_ABBREVIATIONS = {
-    "mr", "mrs", "ms", "dr", "prof", "st", "sr", "jr", "vs", "fig", "no", "nos", "vol", "pp", "cf", "al",
-    "approx", "e.g", "i.e", "gen", "col", "lt", "sgt", "rev", "mt", "jan", "feb", "aug", "sept", "oct", "nov",
-    "dec",
-}
-_SENTENCE_END = re.compile(r"[.!?…。！？]+[\"'”’»)\]]*")
-_LINE = re.compile(r"[^\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]+")  # what str.splitlines() splits on
-_CJK_END = set("。！？")
-
-
-def sentence_spans(text: str) -> list[tuple[int, int]]:
-    """(start, end) character offsets of the sentences of `text`; every line break is a boundary (web text
-    puts headings on their own line).
-
-    A period ends a sentence when whitespace and then a non-lowercase character follow, and the word before
-    it is not a known abbreviation or a single letter (initials); CJK full stops always end one. Offsets
-    point into `text` itself, so a tokenizer's offsets can be matched to them without re-tokenising.
-    """
-    spans: list[tuple[int, int]] = []
-    for line in _LINE.finditer(text):
-        base, line_text = line.start(), line.group()
-        start = 0
-        for match in _SENTENCE_END.finditer(line_text):
-            end = match.end()
-            cjk = line_text[match.start()] in _CJK_END
-            if end < len(line_text) and not cjk:
-                if not line_text[end].isspace():
-                    continue  # "3.14", "U.S.A"
-                rest = line_text[end:].lstrip()
-                if rest[:1].islower():
-                    continue  # "approx. three"
-                if line_text[match.start()] == ".":
-                    word = line_text[start : match.start()].rsplit(None, 1)[-1:] or [""]
-                    word_lower = word[0].lower()
-                    if word_lower in _ABBREVIATIONS or (len(word_lower) == 1 and word_lower.isalpha()):
-                        continue
-            _add_span(spans, line_text, base, start, end)
-            start = end
-        _add_span(spans, line_text, base, start, len(line_text))
-    return spans
-
-
-def _add_span(spans: list[tuple[int, int]], line: str, base: int, start: int, end: int) -> None:
-    piece = line[start:end]
-    stripped = piece.strip()
-    if stripped:
-        left = start + (len(piece) - len(piece.lstrip()))
-        spans.append((base + left, base + left + len(stripped)))
-
-
-def split_sentences(text: str) -> list[str]:
-    """The sentences of `text` (see `sentence_spans`), whitespace inside each collapsed to single spaces."""
-    return [" ".join(text[a:b].split()) for a, b in sentence_spans(text)]
-
-
 def segment_documents(
     texts: Iterable[str], tokenizer: Any, *, max_segment_tokens: int, docs_per_batch: int = 2000
 ) -> list[Segments]:
-    """Tokenise documents sentence by sentence; sentences longer than `max_segment_tokens` are cut.
-
-    Long "sentences" (lists, text without punctuation) would otherwise be truncated to one sequence and
-    mostly lost. Tokenisation runs in batches through the Rust tokenizer, which uses all cores.
-    Documents without any token are dropped.
+    """Tokenise documents in memory, sentence by sentence, as the token store does (`tokens.segment_tokens`);
+    sentences longer than `max_segment_tokens` are cut. Documents without any token are dropped.
     """
     from tokenizers import Tokenizer
+
+    from corpus.train.tokens import segment_tokens, split_segments
 
     # A copy without the truncation or padding a loaded tokenizer may carry: we cut segments ourselves.
     backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
@@ -104,18 +46,9 @@ def segment_documents(
     block: list[str] = []
 
     def flush() -> None:
-        sentences, owners = [], []
-        for index, text in enumerate(block):
-            for sentence in split_sentences(text):
-                sentences.append(sentence)
-                owners.append(index)
-        docs: list[Segments] = [[] for _ in block]
-        encodings = backend.encode_batch(sentences, add_special_tokens=False)
-        for owner, encoding in zip(owners, encodings, strict=True):
-            ids = encoding.ids
-            for k in range(0, len(ids), max_segment_tokens):
-                docs[owner].append(array("i", ids[k : k + max_segment_tokens]))
-        documents.extend(doc for doc in docs if doc)
+        for ids, lengths in segment_tokens(block, backend, max_segment_tokens):
+            if len(lengths):
+                documents.append([array("i", segment.tolist()) for segment in split_segments(ids, lengths)])
         block.clear()
 
     for text in texts:

@@ -95,14 +95,15 @@ def test_store_keeps_every_token_with_its_sentence_and_document_boundaries(store
 def test_segments_are_the_sentences_tokenised_alone_and_a_literal_sep_is_only_a_boundary(tokenizer_dir: Path) -> None:
     from tokenizers import Tokenizer
 
-    from corpus.train.tokens import segment_tokens
+    from corpus.train.tokens import segment_tokens, split_segments
 
     backend = Tokenizer.from_file(str(tokenizer_dir / "tokenizer.json"))
     sentences = ["The river ran past the old mill.", "Dr. Smith saw it in 1999!", "日本語の文。", "A heading",
                  "A list without any stop " * 6]
     text = " ".join(sentences[:3]) + "\n" + sentences[3] + "\n\n" + sentences[4]
     alone = [backend.encode(s, add_special_tokens=False).ids for s in sentences]
-    docs = segment_tokens([text, "", "One. [SEP] Two.", " \n "], backend, max_segment_tokens=8)
+    docs = [split_segments(*doc) for doc in
+            segment_tokens([text, "", "One. [SEP] Two.", " \n "], backend, max_segment_tokens=8)]
     assert len(alone[4]) > 8 and [s.tolist() for s in docs[0]] == [a[k : k + 8] for a in alone
                                                                     for k in range(0, len(a), 8)]
     assert docs[1] == [] and docs[3] == []
